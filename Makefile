@@ -1,0 +1,36 @@
+# Two entry points, each creating or reusing the virtual environment:
+#   make demo   cluster scikit-learn's digits, print NMI next to KMeans
+#   make test   run the test suite (what CI runs)
+#
+# torch is installed first and pinned to the CPU build available here
+# (TORCH_SPEC); a torch already in the environment satisfies the package's
+# `torch>=2.1` range, so no CUDA build is ever downloaded. Elsewhere use e.g.
+#   make test TORCH_SPEC=torch TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skjule-installed
+
+.PHONY: demo test test-fast bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/quickstart_digits.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,15 @@
+"""skjule: deep image clustering (JULE) with a scikit-learn API."""
+
+from ._gdl import GDLClustering
+from ._merge import MergeEngine, cut_hierarchy
+from .metrics import clustering_accuracy
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "GDLClustering",
+    "MergeEngine",
+    "clustering_accuracy",
+    "cut_hierarchy",
+    "__version__",
+]

@@ -1,0 +1,414 @@
+"""Graph-degree-linkage agglomerative engine with the local-structure criterion.
+
+:class:`MergeEngine` is what :class:`~skjule.GDLClustering` and JULE drive:
+
+* ``start(X)`` builds the kNN graph and the initial over-clustering (weakly
+  connected components of the 1-NN graph);
+* ``merge_until(n)`` performs greedy eq. 7 merges until ``n`` clusters remain;
+* ``rebuild(X_new)`` recomputes graph and affinities from new features while
+  keeping the current clusters (JULE's backward pass);
+* every merge is recorded: ``children_`` follows
+  :attr:`sklearn.cluster.AgglomerativeClustering.children_` (leaves are the
+  samples ``0 .. n - 1``, the ``i``-th merge creates node ``n + i``), and
+  :func:`cut_hierarchy` cuts it at any number of clusters it passed through.
+
+Memory is ``O(n * n_neighbors + n_clusters * n_cluster_neighbors)``; no
+``n x n`` or ``n_clusters x n_clusters`` array exists anywhere.
+"""
+
+import numpy as np
+from numba import njit
+from scipy import sparse
+
+from . import _merge_kernels as K
+from ._graph import initial_clusters, knn_graph
+from ._progress import progress_bar
+
+__all__ = ["MergeEngine", "cut_hierarchy"]
+
+# From the authors' code: isolated clusters (no affinity to or from any other
+# cluster) are attached to the nearest centroid while n_c > 20 * K.
+_ISOLATED_FACTOR = 20
+# The small-cluster cut starts when this many times K clusters remain.
+_SMALL_CUT_FACTOR = 10
+_CHUNK = 4096
+
+
+@njit(cache=True)
+def _component_merges(labels, n_components, children, start_node):
+    """Chain the members of each component: (m0, m1), (node, m2), ...
+
+    Returns the node id representing each component.
+    """
+    n = labels.shape[0]
+    node = np.full(n_components, -1, dtype=np.int64)
+    r = 0
+    for x in range(n):
+        c = labels[x]
+        if node[c] < 0:
+            node[c] = x
+        else:
+            children[r, 0] = node[c]
+            children[r, 1] = x
+            node[c] = start_node + r
+            r += 1
+    return node
+
+
+@njit(cache=True)
+def _union_find_cut(children, n_samples, n_merges):
+    parent = np.arange(n_samples + n_merges)
+    for r in range(n_merges):
+        parent[children[r, 0]] = n_samples + r
+        parent[children[r, 1]] = n_samples + r
+    out = np.empty(n_samples, dtype=np.int64)
+    for x in range(n_samples):
+        p = x
+        while parent[p] != p:
+            p = parent[p]
+        # Path compression.
+        q = x
+        while parent[q] != p:
+            nq = parent[q]
+            parent[q] = p
+            q = nq
+        out[x] = p
+    return out
+
+
+def _relabel_first_appearance(roots):
+    _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
+    rank = np.empty_like(first)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse].astype(np.int64)
+
+
+def cut_hierarchy(children, n_samples, n_clusters):
+    """Labels after the first ``n_samples - n_clusters`` merges of ``children``.
+
+    Parameters
+    ----------
+    children : array-like of shape (n_merges, 2)
+        Merges in order, as in ``AgglomerativeClustering.children_``.
+    n_samples : int
+        Number of leaves.
+    n_clusters : int
+        Number of clusters wanted; at least ``n_samples - n_merges``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        Cluster labels numbered by first appearance.
+    """
+    children = np.asarray(children, dtype=np.int64)
+    n_merges = n_samples - int(n_clusters)
+    if n_clusters < 1 or n_merges < 0:
+        raise ValueError(f"n_clusters must be in [1, {n_samples}]; got {n_clusters}.")
+    if n_merges > children.shape[0]:
+        raise ValueError(
+            f"The hierarchy stops at {n_samples - children.shape[0]} clusters; "
+            f"it cannot be cut at {n_clusters}."
+        )
+    return _relabel_first_appearance(_union_find_cut(children, n_samples, n_merges))
+
+
+class MergeEngine:
+    """Sparse GDL agglomerative clustering with the eq. 7 merge criterion.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+        ``Ks``, out-degree of the kNN graph.
+    a : float, default=1.0
+        Scale of ``sigma^2`` in eq. 4.
+    n_cluster_neighbors : int, default=5
+        ``Kc``, neighbour clusters in the eq. 7 criterion.
+    lam : float, default=1.0
+        ``lambda`` of eq. 7; 0 gives plain maximum-affinity merges.
+    fast : bool, default=False
+        Drop the cross terms of the affinity update, as the authors' code did.
+    knn_method : {"auto", "exact", "nndescent"}, default="auto"
+    random_state : RandomState instance or None
+    n_jobs : int or None
+    verbose : bool
+    """
+
+    def __init__(self, n_neighbors=20, a=1.0, n_cluster_neighbors=5, lam=1.0,
+                 fast=False, knn_method="auto", random_state=None, n_jobs=None,
+                 verbose=False):
+        self.n_neighbors = n_neighbors
+        self.a = a
+        self.n_cluster_neighbors = n_cluster_neighbors
+        self.lam = lam
+        self.fast = fast
+        self.knn_method = knn_method
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ set-up
+    def _graph(self, X):
+        return knn_graph(
+            X, self.n_neighbors, a=self.a, method=self.knn_method,
+            random_state=self.random_state, n_jobs=self.n_jobs, verbose=self.verbose,
+        )
+
+    def start(self, X, graph=None, init="1nn"):
+        """Build the graph of ``X`` and the initial over-clustering.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        graph : KNNGraph, optional
+            A graph of ``X`` already built.
+        init : {"1nn", "singletons"}
+            Weakly connected components of the 1-NN graph, or every sample
+            its own cluster.
+        """
+        self.X_ = X
+        self.graph_ = graph if graph is not None else self._graph(X)
+        n = X.shape[0]
+        self.n_samples_ = n
+        if init == "1nn":
+            labels = initial_clusters(self.graph_.indices)
+        elif init == "singletons":
+            labels = np.arange(n, dtype=np.int64)
+        else:
+            raise ValueError(f"init must be '1nn' or 'singletons'; got {init!r}.")
+        m = int(labels.max()) + 1
+        self.children_ = np.zeros((max(n - 1, 0), 2), dtype=np.int64)
+        self.merge_losses_ = np.full(max(n - 1, 0), np.nan)
+        node = _component_merges(labels, m, self.children_, n)
+        self.n_merged_ = n - m
+        self.next_node_ = n + self.n_merged_
+        self.n_initial_clusters_ = m
+        self._set_partition(labels, m, node)
+        return self
+
+    def _set_partition(self, labels, m, node):
+        """(Re)build all per-cluster state for ``labels`` in ``[0, m)``."""
+        n = labels.shape[0]
+        g = self.graph_
+        self.label = labels.astype(np.int64)
+        self.size = np.bincount(self.label, minlength=m).astype(np.int64)
+        self.alive = self.size > 0
+        self.node = node.astype(np.int64)
+        # Member linked lists, in sample order.
+        self.head = np.full(m, -1, dtype=np.int64)
+        self.tail = np.full(m, -1, dtype=np.int64)
+        self.nxt = np.full(n, -1, dtype=np.int64)
+        order = np.argsort(self.label, kind="stable")
+        sorted_lab = self.label[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_lab)) + 1]
+        ends = np.r_[starts[1:], n]
+        self.head[sorted_lab[starts]] = order[starts]
+        self.tail[sorted_lab[starts]] = order[ends - 1]
+        same = np.ones(n, dtype=bool)
+        same[ends - 1] = False
+        self.nxt[order[same]] = order[np.flatnonzero(same) + 1]
+        self.S = K.build_affinities(
+            g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights, self.label, m
+        )
+        kc = int(self.n_cluster_neighbors)
+        self.top_idx = np.full((m, kc), -1, dtype=np.int64)
+        self.top_val = np.zeros((m, kc))
+        self.loss = K.init_losses(self.S, self.size, self.alive, self.top_idx,
+                                  self.top_val, float(self.lam))
+        self.tree = K.tree_init(self.loss)
+        self.work = K.make_work(n, m)
+        self.n_alive = int(self.alive.sum())
+
+    def rebuild(self, X, graph=None):
+        """New features, same clusters: recompute graph, affinities and losses."""
+        self.X_ = X
+        self.graph_ = graph if graph is not None else self._graph(X)
+        live = np.flatnonzero(self.alive)
+        remap = np.full(self.alive.shape[0], -1, dtype=np.int64)
+        remap[live] = np.arange(live.size)
+        self._set_partition(remap[self.label], live.size, self.node[live])
+        return self
+
+    # ------------------------------------------------------------------ state
+    @property
+    def n_clusters_(self):
+        return self.n_alive
+
+    @property
+    def labels_(self):
+        """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
+        return _relabel_first_appearance(self.label)
+
+    def affinity(self, a, b):
+        """GDL affinity of the live cluster slots ``a`` and ``b``."""
+        return K.affinity(self.S, self.size, a, b)
+
+    # ------------------------------------------------------------------ merges
+    def _record(self, a, b, loss):
+        r = self.n_merged_
+        self.children_[r] = (self.node[a], self.node[b])
+        self.merge_losses_[r] = loss
+
+    def _merge(self, a, b, loss):
+        self._record(a, b, loss)
+        self.n_merged_ += 1
+        g = self.graph_
+        kept = K.merge(
+            a, b, self.S, self.size, self.label, self.head, self.tail, self.nxt,
+            self.alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
+            self.top_idx, self.top_val, self.loss, self.tree, float(self.lam),
+            self.work, bool(self.fast),
+        )
+        self.node[kept] = self.next_node_
+        self.next_node_ += 1
+        self.n_alive -= 1
+        return kept
+
+    def step(self):
+        """One greedy eq. 7 merge; returns False when no merge was possible."""
+        if self.n_alive <= 1:
+            return False
+        before = self.n_alive
+        self._loop(self.n_alive - 1, max_steps=1)
+        return self.n_alive < before
+
+    def _loop(self, n_stop, large_min_size=0, n_large_stop=-1, bar=None, max_steps=_CHUNK):
+        g = self.graph_
+        while True:
+            before = self.n_alive
+            status, self.n_alive, self.next_node_, self.n_merged_ = K.merge_loop(
+                n_stop, large_min_size, n_large_stop, max_steps,
+                self.S, self.size, self.label, self.head, self.tail, self.nxt,
+                self.alive, g.indices, g.weights, g.in_indptr, g.in_indices,
+                g.in_weights, self.top_idx, self.top_val, self.loss, self.tree,
+                float(self.lam), self.work, bool(self.fast),
+                self.n_alive, self.node, self.next_node_, self.children_,
+                self.merge_losses_, self.n_merged_,
+            )
+            if bar is not None:
+                bar.update(before - self.n_alive)
+            if status == 1:
+                # No cluster has a positive affinity to any other: merge by
+                # centroid distance, then try the graph again.
+                isolated = np.flatnonzero(self.alive)
+                self._centroid_merges(isolated, np.ones_like(self.alive), n_stop, bar)
+                continue
+            if self.n_alive <= n_stop or before == self.n_alive:
+                return
+            if n_large_stop >= 0 and self._n_large(large_min_size) <= n_large_stop:
+                return
+
+    def _n_large(self, min_size):
+        return int(np.count_nonzero(self.alive & (self.size >= min_size)))
+
+    def _centroids(self, slots):
+        """Mean feature vector of each cluster slot in ``slots``."""
+        pos = np.full(self.alive.shape[0], -1, dtype=np.int64)
+        pos[slots] = np.arange(slots.size)
+        rows = pos[self.label]
+        keep = np.flatnonzero(rows >= 0)
+        ind = sparse.csr_array(
+            (np.ones(keep.size), (rows[keep], keep)), shape=(slots.size, self.n_samples_)
+        )
+        return (ind @ self.X_) / self.size[slots, None]
+
+    def _centroid_merges(self, sources, target_mask, n_stop, bar=None):
+        """Merge each cluster in ``sources`` (smallest first) into the live
+        cluster with ``target_mask`` whose centroid is nearest, while more than
+        ``n_stop`` clusters remain. Centroids are taken once, before merging;
+        a target that has merged since is followed to its current cluster.
+        """
+        sources = sources[np.argsort(self.size[sources], kind="stable")]
+        targets = np.flatnonzero(self.alive & target_mask)
+        if targets.size == 0 or sources.size == 0:
+            return
+        c_src = self._centroids(sources)
+        c_tgt = self._centroids(targets)
+        rep = self.head[targets].copy()
+        src_rep = self.head[sources].copy()
+        sq_t = np.einsum("ij,ij->i", c_tgt, c_tgt)
+        for s0 in range(0, sources.size, 256):
+            block = slice(s0, s0 + 256)
+            d = sq_t[None, :] - 2.0 * (c_src[block] @ c_tgt.T)
+            d[sources[block, None] == targets[None, :]] = np.inf
+            best = np.argmin(d, axis=1)
+            for r, t, dt in zip(src_rep[block], best, d[np.arange(best.size), best]):
+                if self.n_alive <= n_stop:
+                    return
+                a = self.label[r]
+                b = self.label[rep[t]]
+                if a == b or not np.isfinite(dt):
+                    continue
+                self._merge(a, b, 0.0)
+                if bar is not None:
+                    bar.update(1)
+
+    def merge_isolated(self, n_stop):
+        """Attach clusters with no affinity to any other to the nearest centroid."""
+        isolated = np.flatnonzero(self.alive & (self.top_idx[:, 0] < 0))
+        if isolated.size and self.n_alive > n_stop:
+            self._centroid_merges(isolated, np.ones_like(self.alive), n_stop)
+
+    def merge_until(self, n_clusters, *, n_final=None, small_cluster_fraction=None):
+        """Greedy merges until ``n_clusters`` clusters remain.
+
+        Parameters
+        ----------
+        n_clusters : int
+            Clusters left when this call returns (if fewer exist, no-op).
+        n_final : int, optional
+            The final number of clusters of the whole run (``K``). While more
+            than ``20 K`` clusters exist, clusters with no affinity to any other
+            are first attached to the nearest centroid (as in the authors'
+            code). Defaults to ``n_clusters``.
+        small_cluster_fraction : float or None
+            Only when ``n_clusters == n_final``: the small-cluster cut. Merge
+            normally down to ``10 K`` clusters; then merge only while more than
+            ``K`` clusters hold at least ``small_cluster_fraction * n / K``
+            samples; then attach each remaining small cluster, smallest first,
+            to the large cluster of highest affinity (nearest centroid if it
+            has none). Without it a few outlier pairs can survive as clusters
+            of their own.
+        """
+        n_clusters = int(n_clusters)
+        n_final = n_clusters if n_final is None else int(n_final)
+        if self.n_alive <= n_clusters:
+            return self
+        bar = progress_bar(total=self.n_alive - n_clusters, desc="merges",
+                           enabled=self.verbose)
+        try:
+            if self.n_alive > _ISOLATED_FACTOR * n_final:
+                before = self.n_alive
+                self.merge_isolated(max(n_clusters, _ISOLATED_FACTOR * n_final))
+                bar.update(before - self.n_alive)
+            use_cut = (small_cluster_fraction is not None and small_cluster_fraction > 0
+                       and n_clusters == n_final)
+            if not use_cut:
+                self._loop(n_clusters, bar=bar)
+                return self
+            self._loop(max(n_clusters, _SMALL_CUT_FACTOR * n_final), bar=bar)
+            min_size = max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
+            self._loop(n_clusters, large_min_size=min_size, n_large_stop=n_final, bar=bar)
+            if self.n_alive > n_clusters:
+                if self._n_large(min_size) == n_final:
+                    self._attach_small(min_size, bar)
+                else:
+                    self._loop(n_clusters, bar=bar)
+        finally:
+            bar.close()
+        return self
+
+    def _attach_small(self, min_size, bar):
+        large = self.alive & (self.size >= min_size)
+        small = np.flatnonzero(self.alive & ~large)
+        small = small[np.argsort(self.size[small], kind="stable")]
+        no_link = []
+        for s in small:
+            j, v = K.best_partner(self.S, self.size, s, large)
+            if j < 0:
+                no_link.append(s)
+                continue
+            self._merge(s, j, -v)
+            bar.update(1)
+        if no_link:
+            large = self.alive & (self.size >= min_size)
+            self._centroid_merges(np.asarray(no_link), large, 0, bar)

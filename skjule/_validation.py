@@ -1,0 +1,106 @@
+"""Input checks shared by every estimator.
+
+Every failure is a ``ValueError`` or ``TypeError`` that says what is wrong and
+what to do; nothing reaches torch or numba unchecked.
+"""
+
+import numbers
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
+
+__all__ = ["check_features", "check_n_clusters", "l2_normalize"]
+
+
+def _check_raw(X, name):
+    if sparse.issparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; skjule needs dense data. Convert it with "
+            f"{name}.toarray() (or reduce it first, e.g. with TruncatedSVD)."
+        )
+    arr = np.asarray(X) if not hasattr(X, "dtype") else X
+    ndim = getattr(arr, "ndim", None)
+    if ndim is not None and ndim > 4:
+        raise ValueError(
+            f"{name} has {ndim} dimensions; expected (n_samples, n_features), "
+            "(n_samples, height, width) or (n_samples, height, width, channels)."
+        )
+    if ndim == 1:
+        raise ValueError(
+            f"Expected a 2-D array for {name}, got a 1-D array of shape {arr.shape}. "
+            "Reshape your data with X.reshape(-1, 1) if it has a single feature or "
+            "X.reshape(1, -1) if it contains a single sample."
+        )
+    if ndim == 0:
+        raise ValueError(f"Expected a 2-D array for {name}, got a scalar.")
+    dtype = getattr(arr, "dtype", None)
+    if dtype is not None and dtype.kind in "USV":
+        raise TypeError(
+            f"{name} has dtype {dtype}; skjule needs numbers. Encode strings or "
+            "bytes as numbers first."
+        )
+    if dtype is not None and dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {dtype}; pass real numbers "
+            f"(for example {name}.real or np.abs({name}))."
+        )
+
+
+def check_features(estimator, X, *, reset, min_samples=1, name="X"):
+    """Validate ``X`` and flatten images: returns ``(X2d, sample_shape)``.
+
+    ``X`` may be ``(n, d)``, ``(n, H, W)`` or ``(n, H, W, C)``; the result is a
+    C-contiguous float32/float64 ``(n, prod(sample_shape))`` array (a copy
+    whenever a conversion was needed; never the caller's buffer modified).
+    Sets ``n_features_in_`` (flattened size) when ``reset``; otherwise checks
+    it.
+    """
+    _check_raw(X, name)
+    try:
+        arr = check_array(
+            X, allow_nd=True, dtype=[np.float64, np.float32],
+            ensure_min_samples=min_samples, ensure_all_finite=True,
+            input_name=name,
+        )
+    except ValueError as exc:
+        msg = str(exc)
+        if "could not convert" in msg or "Unable to convert" in msg:
+            raise TypeError(
+                f"{name} must contain numbers only; could not convert it to float: {msg}"
+            ) from exc
+        raise
+    sample_shape = arr.shape[1:]
+    flat = arr.reshape(arr.shape[0], -1)
+    if flat.shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 features per sample (shape {arr.shape}); at least one is required."
+        )
+    flat = validate_data(
+        estimator, flat, reset=reset, dtype=[np.float64, np.float32],
+        ensure_min_samples=min_samples, ensure_all_finite=True,
+    )
+    return np.ascontiguousarray(flat), sample_shape
+
+
+def check_n_clusters(n_clusters, n_samples, name="n_clusters"):
+    if n_clusters is None:
+        return None
+    if not isinstance(n_clusters, numbers.Integral) or isinstance(n_clusters, bool):
+        raise TypeError(f"{name} must be an int; got {n_clusters!r}.")
+    if n_clusters < 1:
+        raise ValueError(f"{name} must be at least 1; got {n_clusters}.")
+    if n_clusters > n_samples:
+        raise ValueError(
+            f"{name}={n_clusters} is larger than the number of samples ({n_samples}); "
+            f"use n_clusters <= {n_samples}."
+        )
+    return int(n_clusters)
+
+
+def l2_normalize(X):
+    """Rows scaled to unit L2 norm in a new array; all-zero rows stay zero."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    norms[norms == 0] = 1.0
+    return (X / norms[:, None]).astype(X.dtype, copy=False)
