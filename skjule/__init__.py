@@ -1,6 +1,7 @@
 """skjule: deep image clustering (JULE) with a scikit-learn API."""
 
 from ._gdl import GDLClustering
+from ._jule import JULEClustering, JULETransformer
 from ._merge import MergeEngine, cut_hierarchy
 from .metrics import clustering_accuracy
 
@@ -8,6 +9,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "GDLClustering",
+    "JULEClustering",
+    "JULETransformer",
     "MergeEngine",
     "clustering_accuracy",
     "cut_hierarchy",

@@ -88,15 +88,16 @@ def _sort_rows(idx, dist):
     )
 
 
-def _exact_sqdist_pairs(X, idx):
-    """Squared distances ``||X[i] - X[idx[i, j]]||^2`` in float64, in blocks."""
+def _exact_sqdist_pairs(X, idx, R=None):
+    """Squared distances ``||X[i] - R[idx[i, j]]||^2`` in float64, in blocks (R defaults to X)."""
+    R = X if R is None else R
     n, k = idx.shape
     d = X.shape[1]
     out = np.empty((n, k), dtype=np.float64)
     step = max(1, _BLOCK_BYTES // (8 * k * max(d, 1)))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        diff = X[start:stop, None, :].astype(np.float64) - X[idx[start:stop]]
+        diff = X[start:stop, None, :].astype(np.float64) - R[idx[start:stop]]
         out[start:stop] = np.einsum("ijk,ijk->ij", diff, diff)
     return out
 
@@ -286,3 +287,29 @@ def initial_clusters(indices):
     rank = np.empty_like(first_pos)
     rank[np.argsort(first_pos, kind="stable")] = np.arange(first_pos.size)
     return rank[inverse].astype(np.int64)
+
+
+def knn_query(Q, R, n_neighbors):
+    """Exact nearest rows of ``R`` for every row of ``Q`` (blocked; memory O(block * n_R)).
+
+    Returns
+    -------
+    indices : ndarray of shape (n_Q, k), int64
+    sqdist : ndarray of shape (n_Q, k), float64
+        Sorted by (distance, index). ``k = min(n_neighbors, n_R)``.
+    """
+    Q = np.ascontiguousarray(Q)
+    R = np.ascontiguousarray(R, dtype=Q.dtype)
+    nq, nr = Q.shape[0], R.shape[0]
+    k = min(int(n_neighbors), nr)
+    sq_r = np.einsum("ij,ij->i", R, R)
+    step = max(1, _BLOCK_BYTES // (8 * max(nr, 1)))
+    idx = np.empty((nq, k), dtype=np.int64)
+    for start in range(0, nq, step):
+        stop = min(nq, start + step)
+        d = sq_r[None, :] - 2.0 * (Q[start:stop] @ R.T)
+        if k < nr:
+            idx[start:stop] = np.argpartition(d, k - 1, axis=1)[:, :k]
+        else:
+            idx[start:stop] = np.arange(nr)
+    return _sort_rows(idx, _exact_sqdist_pairs(Q, idx, R))

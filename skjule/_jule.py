@@ -1,0 +1,553 @@
+"""JULEClustering and JULETransformer: a CNN and agglomerative clustering learned jointly.
+
+The loop (Yang, Parikh & Batra, CVPR 2016, Algorithm 1, in the order of the
+authors' Torch code):
+
+1. over-cluster the raw (L2-normalised) inputs: components of the 1-NN graph;
+2. repeat: train the network ``epochs_per_period`` epochs on the current
+   labels with the triplet loss (backward pass); embed all samples; rebuild
+   the kNN graph and the affinities; merge ``ceil(eta * n_c)`` clusters
+   (forward pass, eq. 7), until ``n_clusters`` remain;
+3. "SF" labels = that final partition; "RC" labels = a fresh agglomerative
+   run (1-NN start, all merges, no training) on the final embedding.
+"""
+
+import math
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._graph import knn_query
+from ._merge import MergeEngine
+from ._networks import build_cnn, build_mlp, resolve_device
+from ._progress import progress_bar
+from ._training import Trainer, embed
+from ._validation import check_features, check_n_clusters, l2_normalize
+
+__all__ = ["JULEClustering", "JULETransformer"]
+
+
+def _resolve_image_shape(sample_shape, image_shape):
+    """(H, W, C) for image input, None for plain vectors."""
+    if len(sample_shape) == 2:
+        native = (sample_shape[0], sample_shape[1], 1)
+    elif len(sample_shape) == 3:
+        native = tuple(sample_shape)
+    else:
+        native = None
+    if image_shape is None:
+        return native
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"image_shape must be (height, width) or (height, width, channels); got {image_shape!r}."
+        )
+    n_features = int(np.prod(sample_shape))
+    if native is not None and native != shape:
+        raise ValueError(
+            f"image_shape={image_shape!r} does not match the images' shape {tuple(sample_shape)}."
+        )
+    if int(np.prod(shape)) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} holds {int(np.prod(shape))} values but each sample "
+            f"has {n_features} features; pass the (height, width[, channels]) of the images."
+        )
+    return shape
+
+
+def _network_input(X_flat, image_shape, mean, std):
+    """CPU float32 tensor for the network: (n, C, H, W) for images, (n, d) otherwise."""
+    Xs = (np.asarray(X_flat, dtype=np.float32) - np.float32(mean)) / np.float32(std)
+    t = torch.from_numpy(np.ascontiguousarray(Xs))
+    if image_shape is None:
+        return t
+    h, w, c = image_shape
+    return t.reshape(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared fit logic of JULEClustering and JULETransformer."""
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "image_shape": ["array-like", None],
+        "eta": [Interval(Real, 0, 1, closed="right")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "a": [Interval(Real, 0, None, closed="neither")],
+        "n_cluster_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions({"weighted", "margin"})],
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "epochs_per_period": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "batch_sampling": [StrOptions({"random", "cluster"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "lr_gamma": [Interval(Real, 0, None, closed="left")],
+        "lr_power": [Interval(Real, 0, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "recluster": ["boolean"],
+        "small_cluster_fraction": [Interval(Real, 0, 1, closed="both"), None],
+        "normalize": ["boolean"],
+        "knn_method": [StrOptions({"auto", "exact", "nndescent"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=10,
+        *,
+        image_shape=None,
+        eta=0.9,
+        n_neighbors=20,
+        a=1.0,
+        n_cluster_neighbors=5,
+        lam=1.0,
+        gamma=2.0,
+        loss="weighted",
+        margin=0.2,
+        epochs_per_period=20,
+        batch_size=100,
+        batch_sampling="random",
+        learning_rate=0.01,
+        momentum=0.9,
+        weight_decay=5e-5,
+        lr_gamma=1e-4,
+        lr_power=0.75,
+        embedding_dim=160,
+        recluster=True,
+        small_cluster_fraction=0.05,
+        normalize=True,
+        knn_method="auto",
+        device="auto",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.image_shape = image_shape
+        self.eta = eta
+        self.n_neighbors = n_neighbors
+        self.a = a
+        self.n_cluster_neighbors = n_cluster_neighbors
+        self.lam = lam
+        self.gamma = gamma
+        self.loss = loss
+        self.margin = margin
+        self.epochs_per_period = epochs_per_period
+        self.batch_size = batch_size
+        self.batch_sampling = batch_sampling
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_gamma = lr_gamma
+        self.lr_power = lr_power
+        self.embedding_dim = embedding_dim
+        self.recluster = recluster
+        self.small_cluster_fraction = small_cluster_fraction
+        self.normalize = normalize
+        self.knn_method = knn_method
+        self.device = device
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ pieces
+    def _engine(self, rng):
+        return MergeEngine(
+            n_neighbors=self.n_neighbors, a=self.a,
+            n_cluster_neighbors=self.n_cluster_neighbors, lam=self.lam,
+            knn_method=self.knn_method, random_state=rng, n_jobs=self.n_jobs,
+            verbose=self.verbose > 1,
+        )
+
+    def _build_network(self, n_features, seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.image_shape_ is None:
+                return build_mlp(n_features, self.embedding_dim)
+            return build_cnn(self.image_shape_, self.embedding_dim)
+
+    def _loss_kwargs(self, sigma2):
+        if self.loss == "weighted":
+            return dict(sigma2=sigma2 if sigma2 > 0 else 1.0, gamma=self.gamma,
+                        lam=self.lam, n_negatives=self.n_cluster_neighbors)
+        return dict(gamma=self.gamma, margin=self.margin,
+                    n_negatives=self.n_cluster_neighbors)
+
+    @staticmethod
+    def _start(engine, X, k, graph=None):
+        engine.start(X, graph=graph)
+        if engine.n_initial_clusters_ < k:
+            engine.start(X, graph=engine.graph_, init="singletons")
+        return engine
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X):
+        X, sample_shape = check_features(self, X, reset=True, min_samples=2)
+        n = X.shape[0]
+        k = check_n_clusters(self.n_clusters, n)
+        self.image_shape_ = _resolve_image_shape(sample_shape, self.image_shape)
+        self.sample_shape_ = tuple(sample_shape)
+        rng = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        self.device_ = device
+
+        self.input_mean_ = float(X.mean())
+        std = float(X.std())
+        self.input_std_ = std if std > 0 and np.isfinite(std) else 1.0
+        Xt = _network_input(X, self.image_shape_, self.input_mean_, self.input_std_)
+        model = self._build_network(X.shape[1], int(rng.randint(2**31 - 1))).to(device)
+        trainer = Trainer(model, device, learning_rate=self.learning_rate,
+                          momentum=self.momentum, weight_decay=self.weight_decay,
+                          lr_gamma=self.lr_gamma, lr_power=self.lr_power)
+
+        # 1. initial over-clustering on the raw inputs
+        feats = l2_normalize(X) if self.normalize else X
+        engine = self._start(self._engine(rng), feats, k)
+        self.n_initial_clusters_ = engine.n_initial_clusters_
+        history = []
+        bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0)
+        period = 0
+        # 2. periods: train on the current labels, re-embed, merge
+        while True:
+            n_start = engine.n_clusters_
+            stats = trainer.train(
+                Xt, engine.label, epochs=self.epochs_per_period,
+                batch_size=self.batch_size, loss=self.loss,
+                sampling=self.batch_sampling, rng=rng,
+                loss_kwargs=self._loss_kwargs(engine.graph_.sigma2),
+            )
+            t0 = time.perf_counter()
+            feats = embed(model, Xt, device)
+            engine.rebuild(feats)
+            target = max(k, n_start - math.ceil(self.eta * n_start))
+            engine.merge_until(
+                target, n_final=k,
+                small_cluster_fraction=self.small_cluster_fraction if target == k else None,
+            )
+            stats["merge_seconds"] = time.perf_counter() - t0
+            history.append(dict(period=period, n_clusters_start=n_start,
+                                n_clusters_end=engine.n_clusters_,
+                                epochs=self.epochs_per_period, **stats))
+            period += 1
+            bar.update(1)
+            bar.set_postfix(clusters=engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
+            if engine.n_clusters_ <= k:
+                break
+        bar.close()
+
+        # 3. SF and RC
+        self.embedding_ = feats
+        self.labels_sf_ = engine.labels_
+        self.children_sf_ = engine.children_[:engine.n_merged_].copy()
+        if self.recluster:
+            t0 = time.perf_counter()
+            rc = self._start(self._engine(rng), feats, k)
+            rc.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+            final = rc
+            history.append(dict(period="RC", n_clusters_start=rc.n_initial_clusters_,
+                                n_clusters_end=rc.n_clusters_, epochs=0,
+                                merge_seconds=time.perf_counter() - t0))
+        else:
+            final = engine
+        self.labels_ = final.labels_
+        self.children_ = final.children_[:final.n_merged_].copy()
+        self.merge_losses_ = final.merge_losses_[:final.n_merged_].copy()
+        self.n_clusters_ = final.n_clusters_
+        self.sigma2_ = final.graph_.sigma2
+        self.history_ = history
+        self.network_ = model.eval()
+        return self
+
+    # ------------------------------------------------------------------ embed
+    def _embed_new(self, X):
+        check_is_fitted(self, "network_")
+        X, sample_shape = check_features(self, X, reset=False, min_samples=1)
+        if len(sample_shape) > 1 and tuple(sample_shape) != self.sample_shape_:
+            raise ValueError(
+                f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
+                f"on samples of shape {self.sample_shape_}."
+            )
+        Xt = _network_input(X, self.image_shape_, self.input_mean_, self.input_std_)
+        return embed(self.network_, Xt, self.device_)
+
+    def transform(self, X):
+        """Embed ``X`` with the trained network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Samples of the same shape as in ``fit``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim)
+            L2-normalised embeddings (float32).
+        """
+        return self._embed_new(X)
+
+    def fit_transform(self, X, y=None):
+        """Fit and return the embedding of ``X`` (``embedding_``).
+
+        Parameters
+        ----------
+        X : array-like
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim)
+        """
+        return self.fit(X).embedding_.copy()
+
+    @property
+    def _n_features_out(self):
+        return self.embedding_.shape[1]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The network computes in float32: embeddings are float32 whatever the input.
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class JULEClustering(ClusterMixin, _JULEBase):
+    """JULE: joint unsupervised learning of a CNN representation and image clusters.
+
+    Agglomerative clustering (graph-degree linkage, eq. 7 merges) runs as the
+    forward pass of a recurrent process, and a CNN trained with a triplet loss
+    on the current clusters as its backward pass, period after period (partial
+    unrolling with rate ``eta``). Images of any size are accepted: the CNN's
+    depth follows the paper's rule (5x5 conv/50 channels/BN/ReLU/2x2 pool
+    blocks until the map is about 10x10, a linear layer to 160 units, L2
+    normalisation). Plain feature vectors get an MLP.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of clusters ``K``.
+    image_shape : tuple or None, default=None
+        ``(H, W)`` or ``(H, W, C)`` when ``X`` is given flat as ``(n, H*W*C)``
+        (channels last). ``None`` with 2-D ``X`` treats rows as feature vectors
+        (MLP backbone); ``(n, H, W)`` and ``(n, H, W, C)`` arrays carry their
+        shape.
+    eta : float, default=0.9
+        Unrolling rate: a period merges ``ceil(eta * n_c)`` clusters. The paper
+        uses 0.9 for digits and objects and 0.2 for faces.
+    n_neighbors : int, default=20
+        ``Ks`` of the kNN graph.
+    a : float, default=1.0
+        Scale of ``sigma^2`` (eq. 4).
+    n_cluster_neighbors : int, default=5
+        ``Kc``: neighbour clusters of eq. 7 and negatives per anchor of the
+        triplet loss.
+    lam : float, default=1.0
+        ``lambda`` of eqs. 7 and 11.
+    gamma : float, default=2.0
+        ``gamma`` of eq. 11 (weight of the positive pair).
+    loss : {"weighted", "margin"}, default="weighted"
+        ``"weighted"`` is eq. 11 with the eq. 4 affinity; ``"margin"`` is the
+        authors' code, ``max(0, gamma d(a,p) - d(a,n) + margin)``.
+    margin : float, default=0.2
+        Margin of the ``"margin"`` loss.
+    epochs_per_period : int, default=20
+        Training epochs in each backward pass.
+    batch_size : int, default=100
+    batch_sampling : {"random", "cluster"}, default="random"
+        Random permutations (the authors' code) or batches packed with groups
+        of same-cluster samples.
+    learning_rate, momentum, weight_decay : float, default=0.01, 0.9, 5e-5
+        SGD settings of the paper.
+    lr_gamma, lr_power : float, default=1e-4, 0.75
+        The "inv" policy: ``lr = learning_rate * (1 + lr_gamma * iter) ** -lr_power``.
+    embedding_dim : int, default=160
+    recluster : bool, default=True
+        Return the "RC" labels (a fresh agglomerative run on the final
+        embedding); ``False`` returns the "SF" labels. Both are stored.
+    small_cluster_fraction : float or None, default=0.05
+        The final cut of :class:`GDLClustering`: clusters smaller than
+        ``small_cluster_fraction * n / K`` are attached to large ones instead of
+        surviving as clusters.
+    normalize : bool, default=True
+        L2-normalise the raw inputs for the initial over-clustering.
+    knn_method : {"auto", "exact", "nndescent"}, default="auto"
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU. CUDA timings have
+        not been measured by the developers (no GPU was available).
+    random_state : int, RandomState instance or None, default=None
+        Seeds network initialisation, batch order and NN-descent: a fixed
+        seed gives identical labels on the CPU.
+    n_jobs : int or None, default=None
+        Threads for NN-descent.
+    verbose : int, default=0
+        1: a progress bar over periods; 2: also over merges.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Final labels (RC when ``recluster``).
+    labels_sf_ : ndarray of shape (n_samples,)
+        Labels when the recurrent loop ends ("SF").
+    embedding_ : ndarray of shape (n_samples, embedding_dim)
+        Learned features of the training data.
+    children_, merge_losses_ : ndarray
+        Merge history of the run that produced ``labels_`` (see
+        :class:`GDLClustering`); ``children_sf_`` is that of the SF run.
+    n_clusters_ : int
+    n_initial_clusters_ : int
+        Clusters of the initial over-clustering of the raw inputs.
+    history_ : list of dict
+        Per period: ``n_clusters_start``, ``n_clusters_end``, ``epochs``,
+        ``mean_loss``, ``triplets_per_batch``, ``train_seconds``,
+        ``images_per_second``, ``merge_seconds``; the last entry is the RC run.
+    network_ : torch.nn.Module
+        The trained network (eval mode).
+    image_shape_ : tuple or None
+        ``(H, W, C)`` used by the CNN, None for the MLP.
+    device_ : torch.device
+    n_features_in_ : int
+
+    See Also
+    --------
+    JULETransformer : the learned embedding as a transformer.
+    GDLClustering : the agglomerative engine alone on fixed features.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skjule import JULEClustering
+    >>> X, y = load_digits(return_X_y=True)
+    >>> jule = JULEClustering(n_clusters=10, epochs_per_period=2, random_state=0)
+    >>> labels = jule.fit_predict(X.reshape(-1, 8, 8))
+    >>> labels.shape
+    (1797,)
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the network and the clusters of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) or (n_samples, H, W, C)
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : JULEClustering
+        """
+        return self._fit(X)
+
+    def predict(self, X):
+        """Cluster of each sample of ``X`` from its nearest training samples.
+
+        ``X`` is embedded with the trained network; each sample takes the
+        label with the largest sum of eq. 4 weights ``exp(-d^2 / sigma2_)``
+        over its ``n_neighbors`` nearest training embeddings.
+
+        Parameters
+        ----------
+        X : array-like of the same sample shape as in ``fit``
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        Z = self._embed_new(X)
+        return _vote(Z, self.embedding_, self.labels_, self.n_clusters_,
+                     self.n_neighbors, self.sigma2_)
+
+    def fit_predict(self, X, y=None):
+        """Fit and return ``labels_``.
+
+        Parameters
+        ----------
+        X : array-like
+        y : Ignored
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X).labels_
+
+
+class JULETransformer(_JULEBase):
+    """The representation learned by JULE, as a transformer.
+
+    Trains exactly as :class:`JULEClustering` (same parameters) and
+    ``transform`` returns the network's L2-normalised embedding, ready for any
+    other clusterer: ``Pipeline([("jule", JULETransformer(10)), ("km", KMeans(10))])``.
+    The clusters found during training are kept in ``labels_``.
+
+    Parameters
+    ----------
+    See :class:`JULEClustering`.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, embedding_dim)
+    labels_ : ndarray of shape (n_samples,)
+    network_ : torch.nn.Module
+    history_ : list of dict
+
+    Examples
+    --------
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skjule import JULETransformer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(JULETransformer(10, epochs_per_period=2, random_state=0),
+    ...                      KMeans(10, n_init=10, random_state=0))
+    >>> pipe.fit_predict(X).shape
+    (1797,)
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the network on ``X``.
+
+        Parameters
+        ----------
+        X : array-like
+        y : Ignored
+
+        Returns
+        -------
+        self : JULETransformer
+        """
+        return self._fit(X)
+
+
+def _vote(Z, ref, ref_labels, n_labels, n_neighbors, sigma2):
+    idx, d2 = knn_query(Z, ref, n_neighbors)
+    w = np.exp(-d2 / sigma2) if sigma2 > 0 else np.ones_like(d2)
+    # Guard against all-zero weights (far outliers): fall back to the nearest.
+    w[:, 0] = np.maximum(w[:, 0], 1e-300)
+    votes = np.zeros((Z.shape[0], n_labels))
+    np.add.at(votes, (np.repeat(np.arange(Z.shape[0]), idx.shape[1]), ref_labels[idx].ravel()),
+              w.ravel())
+    return votes.argmax(axis=1).astype(np.int64)

@@ -1,0 +1,108 @@
+"""Triplet losses of JULE's backward pass.
+
+Triplets are formed inside a batch: every ordered pair ``(i, j)`` of distinct
+samples with the same cluster label is an (anchor, positive) pair, and the
+negatives of anchor ``i`` are its ``n_negatives`` nearest batch samples (by
+the current embedding) with a different label, as the paper describes for
+eq. 11.
+
+* ``weighted`` (eq. 11): ``-lam / (Kc - 1) * mean_{ijk} (gamma A(i,j) - A(i,k))``
+  with the sample affinity ``A(i,j) = exp(-||x_i - x_j||^2 / sigma2)`` of eq. 4.
+* ``margin`` (the authors' code): ``mean_{ijk} max(0, gamma ||a-p||^2 - ||a-n||^2 + margin)``.
+
+Both are written with torch operations only, so autograd gives the gradient
+(the authors' hand-written gradient had an in-place bug; see the notes).
+"""
+
+import torch
+
+__all__ = ["batch_triplets", "weighted_triplet_loss", "margin_triplet_loss", "sq_distances"]
+
+
+def sq_distances(z):
+    """Pairwise squared Euclidean distances of the rows of ``z`` (B, D) -> (B, B)."""
+    sq = (z * z).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)
+    return d2.clamp_min(0.0)
+
+
+def batch_triplets(d2, labels, n_negatives):
+    """Masks describing the triplets of a batch.
+
+    Parameters
+    ----------
+    d2 : Tensor (B, B)
+        Squared distances (only used to rank negatives; not differentiated).
+    labels : Tensor (B,)
+        Cluster labels of the batch.
+    n_negatives : int
+        Negatives per anchor: its nearest samples from other clusters.
+
+    Returns
+    -------
+    pos : bool Tensor (B, B)
+        ``pos[i, j]``: j is a positive of anchor i.
+    neg_idx : long Tensor (B, n)
+        Indices of the negatives of each anchor.
+    neg_ok : bool Tensor (B, n)
+        Which of those are real (an anchor may have fewer other-cluster samples).
+    """
+    B = labels.shape[0]
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(B, dtype=torch.bool, device=labels.device)
+    pos = same & ~eye
+    n = max(1, min(int(n_negatives), B - 1))
+    masked = d2.detach().masked_fill(same, float("inf"))
+    vals, neg_idx = torch.topk(masked, n, dim=1, largest=False)
+    neg_ok = torch.isfinite(vals)
+    return pos, neg_idx, neg_ok
+
+
+def _triplet_mask(pos, neg_ok):
+    return pos[:, :, None] & neg_ok[:, None, :]
+
+
+def weighted_triplet_loss(z, labels, *, sigma2, gamma=2.0, lam=1.0, n_negatives=5):
+    """Eq. 11 on a batch, averaged over its triplets.
+
+    Parameters
+    ----------
+    z : Tensor (B, D)
+        Embeddings (L2-normalised by the network).
+    labels : Tensor (B,)
+        Cluster labels.
+    sigma2 : float
+        Scale of the affinity ``exp(-d^2 / sigma2)`` (eq. 4 of the current graph).
+    gamma, lam : float
+        ``gamma`` and ``lambda`` of the paper; ``n_negatives`` is ``Kc``.
+
+    Returns
+    -------
+    loss : Tensor (scalar)
+        0 (with a graph) when the batch has no triplet.
+    n_triplets : int
+    """
+    d2 = sq_distances(z)
+    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives)
+    A = torch.exp(-d2 / float(sigma2))
+    A_neg = A.gather(1, neg_idx)
+    mask = _triplet_mask(pos, neg_ok)
+    n_trip = int(mask.sum())
+    if n_trip == 0:
+        return z.sum() * 0.0, 0
+    terms = gamma * A[:, :, None] - A_neg[:, None, :]
+    scale = lam / max(int(n_negatives) - 1, 1)
+    return -scale * terms[mask].mean(), n_trip
+
+
+def margin_triplet_loss(z, labels, *, gamma=1.0, margin=0.2, n_negatives=5):
+    """The authors' margin form: ``mean max(0, gamma d(a,p) - d(a,n) + margin)``."""
+    d2 = sq_distances(z)
+    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives)
+    d_neg = d2.gather(1, neg_idx)
+    mask = _triplet_mask(pos, neg_ok)
+    n_trip = int(mask.sum())
+    if n_trip == 0:
+        return z.sum() * 0.0, 0
+    terms = torch.relu(gamma * d2[:, :, None] - d_neg[:, None, :] + margin)
+    return terms[mask].mean(), n_trip

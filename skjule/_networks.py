@@ -1,0 +1,105 @@
+"""Backbones: the paper's CNN (depth from the image size) and an MLP for vectors.
+
+The CNN of JULE (Caffe/Torch code) is a stack of blocks
+``conv 5x5 (stride 1, no padding, 50 channels) -> BatchNorm -> ReLU -> 2x2 max-pool``
+until the feature map is about 10x10, then a linear layer to 160 units and
+L2 normalisation. The pool of a block is skipped when the convolution already
+brings the map to 10 or below (MNIST 28x28: 28 -> 24 -> 12 -> 8, two convs and
+one pool). Images smaller than 5 pixels get a padded convolution.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "resolve_device"]
+
+_TARGET = 10
+
+
+def conv_plan(height, width):
+    """Blocks for an image: a list of ``(padding, pool)``, and the final map size.
+
+    >>> conv_plan(28, 28)
+    ([(0, True), (0, False)], (8, 8))
+    >>> conv_plan(16, 16)
+    ([(0, True)], (6, 6))
+    >>> conv_plan(128, 128)[1]
+    (8, 8)
+    """
+    h, w = int(height), int(width)
+    plan = []
+    while True:
+        pad = 0 if min(h, w) >= 5 else 2
+        h, w = h - 4 + 2 * pad, w - 4 + 2 * pad
+        pool = min(h, w) > _TARGET and min(h, w) >= 2
+        if pool:
+            h, w = h // 2, w // 2
+        plan.append((pad, pool))
+        if min(h, w) <= _TARGET:
+            return plan, (h, w)
+
+
+class Embedder(nn.Module):
+    """A body followed by a linear head and L2 normalisation."""
+
+    def __init__(self, body, body_dim, embedding_dim):
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(body_dim, embedding_dim)
+
+    def forward(self, x):
+        z = self.head(torch.flatten(self.body(x), 1))
+        return F.normalize(z, dim=1)
+
+
+def _init_gaussian(module, std=0.01):
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+
+
+def build_cnn(image_shape, embedding_dim=160, channels=50):
+    """The paper's CNN for images of ``image_shape = (H, W, C)``.
+
+    Input tensors are ``(batch, C, H, W)``.
+    """
+    h, w, c = image_shape
+    plan, (fh, fw) = conv_plan(h, w)
+    layers = []
+    in_ch = c
+    for pad, pool in plan:
+        layers += [nn.Conv2d(in_ch, channels, 5, padding=pad), nn.BatchNorm2d(channels),
+                   nn.ReLU(inplace=True)]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        in_ch = channels
+    model = Embedder(nn.Sequential(*layers), channels * fh * fw, embedding_dim)
+    _init_gaussian(model)
+    return model
+
+
+def build_mlp(n_features, embedding_dim=160, hidden=512):
+    """An MLP backbone for plain feature vectors: d -> 512 -> BN -> ReLU -> 160 -> L2."""
+    body = nn.Sequential(nn.Linear(n_features, hidden), nn.BatchNorm1d(hidden),
+                         nn.ReLU(inplace=True))
+    model = Embedder(body, hidden, embedding_dim)
+    _init_gaussian(model)
+    return model
+
+
+def resolve_device(device):
+    """``"auto"`` -> CUDA when available, else CPU; anything else via ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} asks for CUDA but torch.cuda.is_available() is False "
+            "(no GPU, or a CPU-only torch build). Use device='cpu' or 'auto'."
+        )
+    return dev

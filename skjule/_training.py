@@ -1,0 +1,126 @@
+"""Network training on cluster labels (JULE's backward pass) and batched embedding.
+
+The data stay on the CPU as one float32 tensor; only batches go to the
+device, so device memory never holds more than a batch of inputs.
+"""
+
+import time
+
+import numpy as np
+import torch
+
+from ._losses import margin_triplet_loss, weighted_triplet_loss
+
+__all__ = ["Trainer", "embed", "random_batches", "cluster_batches"]
+
+
+def random_batches(n, batch_size, rng):
+    """A random permutation of all samples cut into batches."""
+    perm = rng.permutation(n)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def cluster_batches(labels, batch_size, rng, group=10):
+    """Batches made of whole groups of same-cluster samples.
+
+    Each cluster's samples are shuffled and cut into groups of at most
+    ``group``; the groups are shuffled and packed into batches of at most
+    ``batch_size``. Every sample appears once per epoch and every batch holds
+    many same-cluster pairs (random batches hold a handful when clusters are
+    small).
+    """
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    groups = []
+    for members in np.split(order, bounds):
+        members = members[rng.permutation(members.size)]
+        groups.extend(np.split(members, range(group, members.size, group)))
+    batches, cur, size = [], [], 0
+    for gi in rng.permutation(len(groups)):
+        g = groups[gi]
+        if size + g.size > batch_size and cur:
+            batches.append(np.concatenate(cur))
+            cur, size = [], 0
+        cur.append(g)
+        size += g.size
+    if cur:
+        batches.append(np.concatenate(cur))
+    return batches
+
+
+class Trainer:
+    """SGD with momentum, weight decay and Caffe's "inv" learning-rate policy.
+
+    ``lr = base_lr * (1 + lr_gamma * iteration) ** -lr_power``, where the
+    iteration counts minibatches over the whole run (all periods).
+    """
+
+    def __init__(self, model, device, *, learning_rate=0.01, momentum=0.9,
+                 weight_decay=5e-5, lr_gamma=1e-4, lr_power=0.75):
+        self.model = model
+        self.device = device
+        self.base_lr = learning_rate
+        self.lr_gamma = lr_gamma
+        self.lr_power = lr_power
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate,
+                                         momentum=momentum, weight_decay=weight_decay)
+        self.iteration = 0
+
+    def lr(self):
+        return self.base_lr * (1.0 + self.lr_gamma * self.iteration) ** (-self.lr_power)
+
+    def train(self, X, labels, *, epochs, batch_size, loss, sampling, rng, loss_kwargs,
+              bar=None):
+        """Train ``epochs`` epochs on ``labels``; returns a dict of statistics."""
+        model = self.model
+        model.train()
+        labels_t = torch.as_tensor(labels, dtype=torch.long)
+        loss_fn = weighted_triplet_loss if loss == "weighted" else margin_triplet_loss
+        total, n_batches, n_trip, seen = 0.0, 0, 0, 0
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            if sampling == "cluster":
+                batches = cluster_batches(labels, batch_size, rng)
+            else:
+                batches = random_batches(labels.shape[0], batch_size, rng)
+            for idx in batches:
+                if idx.size < 2:
+                    continue
+                idx_t = torch.from_numpy(idx)
+                xb = X.index_select(0, idx_t).to(self.device, non_blocking=True)
+                yb = labels_t.index_select(0, idx_t).to(self.device, non_blocking=True)
+                z = model(xb)
+                value, k = loss_fn(z, yb, **loss_kwargs)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr()
+                self.optimizer.zero_grad(set_to_none=True)
+                if k > 0:
+                    value.backward()
+                    self.optimizer.step()
+                self.iteration += 1
+                total += float(value.detach())
+                n_batches += 1
+                n_trip += k
+                seen += idx.size
+            if bar is not None:
+                bar.update(1)
+        seconds = time.perf_counter() - t0
+        return {
+            "mean_loss": total / max(n_batches, 1),
+            "triplets_per_batch": n_trip / max(n_batches, 1),
+            "train_seconds": seconds,
+            "images_per_second": seen / seconds if seconds > 0 else float("nan"),
+        }
+
+
+@torch.no_grad()
+def embed(model, X, device, batch_size=1024):
+    """Embeddings of all rows of the CPU tensor ``X`` as a float32 numpy array."""
+    model.eval()
+    out = []
+    for i in range(0, X.shape[0], batch_size):
+        xb = X[i:i + batch_size].to(device, non_blocking=True)
+        out.append(model(xb).to("cpu", dtype=torch.float32).numpy())
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out)
