@@ -8,6 +8,12 @@ eq. 11.
 
 * ``weighted`` (eq. 11): ``-lam / (Kc - 1) * mean_{ijk} (gamma A(i,j) - A(i,k))``
   with the sample affinity ``A(i,j) = exp(-||x_i - x_j||^2 / sigma2)`` of eq. 4.
+  By default ``sigma2 = a * mean squared distance between the batch's samples``,
+  taken from the batch and not differentiated. That makes the loss invariant
+  to a uniform shrinking of the embedding: with a fixed ``sigma2`` the
+  affinity's gradient vanishes as all points contract, and with ``gamma = 2``
+  the network collapses every sample onto one point (measured on MNIST-test:
+  the median squared distance fell to 0 within three periods, NMI 0.01).
 * ``margin`` (the authors' code): ``mean_{ijk} max(0, gamma ||a-p||^2 - ||a-n||^2 + margin)``.
 
 Both are written with torch operations only, so autograd gives the gradient
@@ -26,7 +32,7 @@ def sq_distances(z):
     return d2.clamp_min(0.0)
 
 
-def batch_triplets(d2, labels, n_negatives):
+def batch_triplets(d2, labels, n_negatives, negatives="nearest", generator=None):
     """Masks describing the triplets of a batch.
 
     Parameters
@@ -36,7 +42,12 @@ def batch_triplets(d2, labels, n_negatives):
     labels : Tensor (B,)
         Cluster labels of the batch.
     n_negatives : int
-        Negatives per anchor: its nearest samples from other clusters.
+        Negatives per anchor.
+    negatives : {"nearest", "random"}
+        The anchor's nearest samples from other clusters (the paper), or
+        random ones (the authors' code).
+    generator : torch.Generator, optional
+        For ``"random"``.
 
     Returns
     -------
@@ -52,7 +63,11 @@ def batch_triplets(d2, labels, n_negatives):
     eye = torch.eye(B, dtype=torch.bool, device=labels.device)
     pos = same & ~eye
     n = max(1, min(int(n_negatives), B - 1))
-    masked = d2.detach().masked_fill(same, float("inf"))
+    if negatives == "random":
+        score = torch.rand(d2.shape, generator=generator, device="cpu").to(d2.device)
+    else:
+        score = d2.detach()
+    masked = score.masked_fill(same, float("inf"))
     vals, neg_idx = torch.topk(masked, n, dim=1, largest=False)
     neg_ok = torch.isfinite(vals)
     return pos, neg_idx, neg_ok
@@ -62,7 +77,8 @@ def _triplet_mask(pos, neg_ok):
     return pos[:, :, None] & neg_ok[:, None, :]
 
 
-def weighted_triplet_loss(z, labels, *, sigma2, gamma=2.0, lam=1.0, n_negatives=5):
+def weighted_triplet_loss(z, labels, *, sigma2=None, a=1.0, gamma=2.0, lam=1.0, n_negatives=5,
+                          negatives="nearest", generator=None):
     """Eq. 11 on a batch, averaged over its triplets.
 
     Parameters
@@ -71,8 +87,11 @@ def weighted_triplet_loss(z, labels, *, sigma2, gamma=2.0, lam=1.0, n_negatives=
         Embeddings (L2-normalised by the network).
     labels : Tensor (B,)
         Cluster labels.
-    sigma2 : float
-        Scale of the affinity ``exp(-d^2 / sigma2)`` (eq. 4 of the current graph).
+    sigma2 : float or None
+        Scale of the affinity ``exp(-d^2 / sigma2)``; None: ``a`` times the mean
+        squared distance between distinct samples of the batch (detached).
+    a : float
+        Scale factor of the batch ``sigma2`` (the ``a`` of eq. 4).
     gamma, lam : float
         ``gamma`` and ``lambda`` of the paper; ``n_negatives`` is ``Kc``.
 
@@ -83,8 +102,12 @@ def weighted_triplet_loss(z, labels, *, sigma2, gamma=2.0, lam=1.0, n_negatives=
     n_triplets : int
     """
     d2 = sq_distances(z)
-    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives)
-    A = torch.exp(-d2 / float(sigma2))
+    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)
+    if sigma2 is None:
+        B = d2.shape[0]
+        sigma2 = a * d2.detach().sum() / max(B * (B - 1), 1)
+        sigma2 = sigma2.clamp_min(1e-12)
+    A = torch.exp(-d2 / sigma2)
     A_neg = A.gather(1, neg_idx)
     mask = _triplet_mask(pos, neg_ok)
     n_trip = int(mask.sum())
@@ -95,10 +118,11 @@ def weighted_triplet_loss(z, labels, *, sigma2, gamma=2.0, lam=1.0, n_negatives=
     return -scale * terms[mask].mean(), n_trip
 
 
-def margin_triplet_loss(z, labels, *, gamma=1.0, margin=0.2, n_negatives=5):
+def margin_triplet_loss(z, labels, *, gamma=1.0, margin=0.2, n_negatives=5,
+                        negatives="nearest", generator=None):
     """The authors' margin form: ``mean max(0, gamma d(a,p) - d(a,n) + margin)``."""
     d2 = sq_distances(z)
-    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives)
+    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)
     d_neg = d2.gather(1, neg_idx)
     mask = _triplet_mask(pos, neg_ok)
     n_trip = int(mask.sum())

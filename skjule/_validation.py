@@ -11,7 +11,7 @@ from scipy import sparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-__all__ = ["check_features", "check_n_clusters", "l2_normalize"]
+__all__ = ["check_features", "check_n_clusters", "l2_normalize", "resolve_n_neighbors"]
 
 
 def _check_raw(X, name):
@@ -104,3 +104,15 @@ def l2_normalize(X):
     norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     norms[norms == 0] = 1.0
     return (X / norms[:, None]).astype(X.dtype, copy=False)
+
+
+def resolve_n_neighbors(n_neighbors, n_samples, n_clusters):
+    """``Ks`` for a data set: an int as given, or ``"auto"``.
+
+    ``"auto"`` keeps a sample's neighbourhood well inside its cluster: the
+    expected cluster size ``n_samples / n_clusters`` divided by 7, clipped to
+    [5, 20] (20 is the paper's value, reached from 140 samples per cluster).
+    """
+    if n_neighbors == "auto":
+        return int(np.clip(round(n_samples / max(n_clusters, 1) / 7), 5, 20))
+    return int(n_neighbors)

@@ -120,3 +120,14 @@ def test_all_identical_samples():
     X = np.ones((20, 4))
     labels = GDLClustering(n_clusters=3).fit_predict(X)
     assert np.unique(labels).size == 3
+
+
+def test_auto_n_neighbors():
+    X, y = make_blobs(600, centers=20, cluster_std=0.3, center_box=(-30, 30), random_state=0)
+    gdl = GDLClustering(n_clusters=20, n_neighbors="auto").fit(X)
+    assert gdl.n_neighbors_ == 5  # 600 / 20 / 7 = 4.3 -> clipped to 5
+    X2, _ = load_digits(return_X_y=True)
+    assert GDLClustering(10, n_neighbors="auto").fit(X2).n_neighbors_ == 20
+    assert GDLClustering(3).fit(X[:10]).n_neighbors_ == 9  # at most n - 1
+    with pytest.raises(ValueError, match="n_neighbors"):
+        GDLClustering(3, n_neighbors="many").fit(X)

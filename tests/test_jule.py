@@ -203,3 +203,11 @@ def test_bad_parameters():
         JULEClustering(3, loss="hinge").fit(X)
     with pytest.raises(ValueError, match="larger than the number of samples"):
         JULEClustering(31).fit(X)
+
+
+def test_transformer_embedding_equals_clustering_embedding(digits):
+    """Same parameters and seed: JULETransformer computes JULEClustering's embedding_."""
+    X, _ = digits
+    params = dict(n_clusters=10, epochs_per_period=1, random_state=5)
+    Z = JULETransformer(**params).fit_transform(X[:400])
+    np.testing.assert_array_equal(Z, JULEClustering(**params).fit(X[:400]).embedding_)

@@ -113,3 +113,26 @@ def test_batch_triplets_masks():
     # a batch with a single label has no negatives
     pos, neg_idx, neg_ok = batch_triplets(sq_distances(z), torch.zeros(4, dtype=torch.long), 2)
     assert not neg_ok.any()
+
+
+def test_batch_sigma2_is_scale_invariant_and_matches_plain_loop():
+    """With sigma2=None the affinity scale is the batch's mean squared distance
+    (not differentiated): shrinking the embedding changes nothing."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(10, 5, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
+    base, _ = weighted_triplet_loss(z, labels, a=1.5)
+    for s in (0.01, 0.5, 7.0):
+        assert float(weighted_triplet_loss(s * z, labels, a=1.5)[0]) == pytest.approx(
+            float(base), rel=1e-10)
+    # equals the plain loop with sigma2 computed the same way (as a constant)
+    B = z.shape[0]
+    sigma2 = 1.5 * float(sq_distances(z).sum()) / (B * (B - 1))
+    z1 = z.clone().requires_grad_(True)
+    z2 = z.clone().requires_grad_(True)
+    got, _ = weighted_triplet_loss(z1, labels, a=1.5, gamma=2.0, n_negatives=3)
+    ref = plain_weighted(z2, labels.tolist(), sigma2, 2.0, 1.0, 3)
+    assert float(got) == pytest.approx(float(ref), rel=1e-10)
+    got.backward()
+    ref.backward()
+    np.testing.assert_allclose(z1.grad.numpy(), z2.grad.numpy(), rtol=1e-8, atol=1e-12)
