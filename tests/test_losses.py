@@ -63,7 +63,7 @@ def test_losses_and_gradients_match_plain_loops(seed, B, n_lab, kc, gamma, lam):
             assert n == 0 and float(got.detach()) == 0.0
             continue
         assert n == len(plain_triplets(z0, lab, kc))
-        assert float(got) == pytest.approx(float(ref), rel=1e-10, abs=1e-12)
+        assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-10, abs=1e-12)
         got.backward()
         ref.backward()
         np.testing.assert_allclose(z1.grad.numpy(), z2.grad.numpy(), rtol=1e-8, atol=1e-12)
@@ -132,7 +132,7 @@ def test_batch_sigma2_is_scale_invariant_and_matches_plain_loop():
     z2 = z.clone().requires_grad_(True)
     got, _ = weighted_triplet_loss(z1, labels, a=1.5, gamma=2.0, n_negatives=3)
     ref = plain_weighted(z2, labels.tolist(), sigma2, 2.0, 1.0, 3)
-    assert float(got) == pytest.approx(float(ref), rel=1e-10)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-10)
     got.backward()
     ref.backward()
     np.testing.assert_allclose(z1.grad.numpy(), z2.grad.numpy(), rtol=1e-8, atol=1e-12)
