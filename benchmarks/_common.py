@@ -66,6 +66,17 @@ def flat_l2(X):
     return X / n
 
 
+def warm_up():
+    """Compile numba code (skjule's kernels, pynndescent) outside the timed calls."""
+    from skjule import GDLClustering
+    from skjule._graph import knn_search
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 5).astype(np.float32)
+    GDLClustering(3).fit(X)
+    knn_search(X, 5, method="nndescent", random_state=rng)
+
+
 def _status_mb(key):
     with open("/proc/self/status") as f:
         for line in f:

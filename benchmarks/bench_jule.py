@@ -34,6 +34,7 @@ def main():
 
     table = C.Table(["dataset", "n", "method", "NMI", "ACC", "seconds", "peak MB",
                      "train img/s"])
+    C.warm_up()
     table.header()
     nan = float("nan")
     for name in args.datasets:

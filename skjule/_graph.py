@@ -282,7 +282,11 @@ def initial_clusters(indices):
         (np.ones(n, dtype=np.int8), (np.arange(n), first)), shape=(n, n)
     )
     _, labels = connected_components(adj, directed=True, connection="weak")
-    # Renumber by first appearance for a canonical, order-stable labelling.
+    return relabel_first_appearance(labels)
+
+
+def relabel_first_appearance(labels):
+    """Labels renumbered ``0, 1, ...`` in order of first appearance (canonical form)."""
     _, first_pos, inverse = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty_like(first_pos)
     rank[np.argsort(first_pos, kind="stable")] = np.arange(first_pos.size)

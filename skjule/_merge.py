@@ -21,7 +21,7 @@ from numba import njit
 from scipy import sparse
 
 from . import _merge_kernels as K
-from ._graph import initial_clusters, knn_graph
+from ._graph import initial_clusters, knn_graph, relabel_first_appearance
 from ._progress import progress_bar
 
 __all__ = ["MergeEngine", "cut_hierarchy"]
@@ -76,13 +76,6 @@ def _union_find_cut(children, n_samples, n_merges):
     return out
 
 
-def _relabel_first_appearance(roots):
-    _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse].astype(np.int64)
-
-
 def cut_hierarchy(children, n_samples, n_clusters):
     """Labels after the first ``n_samples - n_clusters`` merges of ``children``.
 
@@ -109,7 +102,7 @@ def cut_hierarchy(children, n_samples, n_clusters):
             f"The hierarchy stops at {n_samples - children.shape[0]} clusters; "
             f"it cannot be cut at {n_clusters}."
         )
-    return _relabel_first_appearance(_union_find_cut(children, n_samples, n_merges))
+    return relabel_first_appearance(_union_find_cut(children, n_samples, n_merges))
 
 
 class MergeEngine:
@@ -236,7 +229,7 @@ class MergeEngine:
     @property
     def labels_(self):
         """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
-        return _relabel_first_appearance(self.label)
+        return relabel_first_appearance(self.label)
 
     def affinity(self, a, b):
         """GDL affinity of the live cluster slots ``a`` and ``b``."""
