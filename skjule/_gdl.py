@@ -8,7 +8,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._merge import MergeEngine
-from ._validation import check_features, check_n_clusters, l2_normalize, resolve_n_neighbors
+from ._validation import (
+    check_features,
+    check_n_clusters,
+    fit_guard,
+    l2_normalize,
+    resolve_n_neighbors,
+)
 
 __all__ = ["GDLClustering"]
 
@@ -176,6 +182,10 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         self : GDLClustering
             The fitted estimator.
         """
+        with fit_guard(self):
+            return self._fit(X)
+
+    def _fit(self, X):
         X, _ = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
         k = check_n_clusters(self.n_clusters, n)

@@ -34,7 +34,13 @@ from ._merge import MergeEngine
 from ._networks import build_cnn, build_mlp, resolve_device
 from ._progress import progress_bar
 from ._training import Trainer, embed
-from ._validation import check_features, check_n_clusters, l2_normalize, resolve_n_neighbors
+from ._validation import (
+    check_features,
+    check_n_clusters,
+    fit_guard,
+    l2_normalize,
+    resolve_n_neighbors,
+)
 
 __all__ = ["JULEClustering", "JULETransformer"]
 
@@ -178,20 +184,20 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.verbose = verbose
 
     # ------------------------------------------------------------------ pieces
-    def _engine(self, rng):
+    def _engine(self, n_neighbors, rng):
         return MergeEngine(
-            n_neighbors=self.n_neighbors_, a=self.a,
+            n_neighbors=n_neighbors, a=self.a,
             n_cluster_neighbors=self.n_cluster_neighbors, lam=self.lam,
             knn_method=self.knn_method, random_state=rng, n_jobs=self.n_jobs,
             verbose=self.verbose > 1,
         )
 
-    def _build_network(self, n_features, seed):
+    def _build_network(self, image_shape, n_features, seed):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            if self.image_shape_ is None:
+            if image_shape is None:
                 return build_mlp(n_features, self.embedding_dim)
-            return build_cnn(self.image_shape_, self.embedding_dim)
+            return build_cnn(image_shape, self.embedding_dim)
 
     def _loss_kwargs(self, generator):
         n_neg = self.n_negatives
@@ -212,21 +218,23 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X):
+        """Run JULE; fitted attributes are only set once everything succeeded,
+        so an interrupted fit (KeyboardInterrupt, error) never leaves an
+        estimator that looks fitted with half its state."""
         X, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
         k = check_n_clusters(self.n_clusters, n)
-        self.n_neighbors_ = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
-        self.image_shape_ = _resolve_image_shape(sample_shape, self.image_shape)
-        self.sample_shape_ = tuple(sample_shape)
+        ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
+        image_shape = _resolve_image_shape(sample_shape, self.image_shape)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
-        self.device_ = device
 
-        self.input_mean_ = float(X.mean())
+        mean = float(X.mean())
         std = float(X.std())
-        self.input_std_ = std if std > 0 and np.isfinite(std) else 1.0
-        Xt = _network_input(X, self.image_shape_, self.input_mean_, self.input_std_)
-        model = self._build_network(X.shape[1], int(rng.randint(2**31 - 1))).to(device)
+        std = std if std > 0 and np.isfinite(std) else 1.0
+        Xt = _network_input(X, image_shape, mean, std)
+        model = self._build_network(image_shape, X.shape[1],
+                                    int(rng.randint(2**31 - 1))).to(device)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         trainer = Trainer(model, device, learning_rate=self.learning_rate,
                           momentum=self.momentum, weight_decay=self.weight_decay,
@@ -234,20 +242,24 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         # 1. initial over-clustering on the raw inputs
         feats = l2_normalize(X) if self.normalize else X
-        engine = self._start(self._engine(rng), feats, k)
-        self.n_initial_clusters_ = engine.n_initial_clusters_
+        engine = self._start(self._engine(ks, rng), feats, k)
+        n_initial = engine.n_initial_clusters_
         history = []
         bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0)
         period = 0
         # 2. periods: train on the current labels, re-embed, merge
         while True:
             n_start = engine.n_clusters_
+            epoch_bar = progress_bar(total=self.epochs_per_period,
+                                     desc=f"period {period} ({n_start} clusters): epochs",
+                                     enabled=self.verbose > 0)
             stats = trainer.train(
                 Xt, engine.label, epochs=self.epochs_per_period,
                 batch_size=self.batch_size, loss=self.loss,
                 sampling=self.batch_sampling, rng=rng,
-                loss_kwargs=self._loss_kwargs(generator),
+                loss_kwargs=self._loss_kwargs(generator), bar=epoch_bar,
             )
+            epoch_bar.close()
             t0 = time.perf_counter()
             feats = embed(model, Xt, device)
             engine.rebuild(feats)
@@ -268,19 +280,27 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         bar.close()
 
         # 3. SF and RC
-        self.embedding_ = feats
-        self.labels_sf_ = engine.labels_
-        self.children_sf_ = engine.children_[:engine.n_merged_].copy()
         if self.recluster:
             t0 = time.perf_counter()
-            rc = self._start(self._engine(rng), feats, k)
-            rc.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
-            final = rc
-            history.append(dict(period="RC", n_clusters_start=rc.n_initial_clusters_,
-                                n_clusters_end=rc.n_clusters_, epochs=0,
+            final = self._start(self._engine(ks, rng), feats, k)
+            final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+            history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
+                                n_clusters_end=final.n_clusters_, epochs=0,
                                 merge_seconds=time.perf_counter() - t0))
         else:
             final = engine
+
+        # Everything succeeded: store the fitted state.
+        self.n_neighbors_ = ks
+        self.image_shape_ = image_shape
+        self.sample_shape_ = tuple(sample_shape)
+        self.device_ = device
+        self.input_mean_ = mean
+        self.input_std_ = std
+        self.n_initial_clusters_ = n_initial
+        self.embedding_ = feats
+        self.labels_sf_ = engine.labels_
+        self.children_sf_ = engine.children_[:engine.n_merged_].copy()
         self.labels_ = final.labels_
         self.children_ = final.children_[:final.n_merged_].copy()
         self.merge_losses_ = final.merge_losses_[:final.n_merged_].copy()
@@ -431,7 +451,8 @@ class JULEClustering(ClusterMixin, _JULEBase):
     n_jobs : int or None, default=None
         Threads for NN-descent.
     verbose : int, default=0
-        1: a progress bar over periods; 2: also over merges.
+        1: progress bars over periods and over the epochs of each period;
+        2: also over merges.
 
     Attributes
     ----------
@@ -490,7 +511,8 @@ class JULEClustering(ClusterMixin, _JULEBase):
         -------
         self : JULEClustering
         """
-        return self._fit(X)
+        with fit_guard(self):
+            return self._fit(X)
 
     def predict(self, X):
         """Cluster of each sample of ``X`` from its nearest training samples.
@@ -571,7 +593,8 @@ class JULETransformer(_JULEBase):
         -------
         self : JULETransformer
         """
-        return self._fit(X)
+        with fit_guard(self):
+            return self._fit(X)
 
 
 def _vote(Z, ref, ref_labels, n_labels, n_neighbors, sigma2):

@@ -5,13 +5,20 @@ what to do; nothing reaches torch or numba unchecked.
 """
 
 import numbers
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-__all__ = ["check_features", "check_n_clusters", "l2_normalize", "resolve_n_neighbors"]
+__all__ = [
+    "check_features",
+    "check_n_clusters",
+    "fit_guard",
+    "l2_normalize",
+    "resolve_n_neighbors",
+]
 
 
 def _check_raw(X, name):
@@ -116,3 +123,28 @@ def resolve_n_neighbors(n_neighbors, n_samples, n_clusters):
     if n_neighbors == "auto":
         return int(np.clip(round(n_samples / max(n_clusters, 1) / 7), 5, 20))
     return int(n_neighbors)
+
+
+_INPUT_ATTRS = ("n_features_in_", "feature_names_in_")
+
+
+@contextmanager
+def fit_guard(estimator):
+    """Undo the input attributes ``validate_data`` sets if ``fit`` does not finish.
+
+    Estimators assign their fitted attributes only at the end of ``fit``; this
+    restores ``n_features_in_`` / ``feature_names_in_`` to what they were
+    before (or removes them), so a fit interrupted by an error or Ctrl-C never
+    leaves an estimator that looks fitted, nor a refitted one whose input
+    attributes disagree with its model.
+    """
+    saved = {a: getattr(estimator, a) for a in _INPUT_ATTRS if hasattr(estimator, a)}
+    try:
+        yield
+    except BaseException:
+        for a in _INPUT_ATTRS:
+            if a in saved:
+                setattr(estimator, a, saved[a])
+            elif hasattr(estimator, a):
+                delattr(estimator, a)
+        raise

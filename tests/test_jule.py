@@ -211,3 +211,50 @@ def test_transformer_embedding_equals_clustering_embedding(digits):
     params = dict(n_clusters=10, epochs_per_period=1, random_state=5)
     Z = JULETransformer(**params).fit_transform(X[:400])
     np.testing.assert_array_equal(Z, JULEClustering(**params).fit(X[:400]).embedding_)
+
+
+def test_verbose_progress_bars(capsys, digits):
+    X, _ = digits
+    JULEClustering(10, epochs_per_period=1, random_state=0, verbose=1).fit(X[:300])
+    err = capsys.readouterr().err
+    assert "JULE periods" in err and "epochs" in err
+    JULEClustering(10, epochs_per_period=1, random_state=0, verbose=0).fit(X[:300])
+    assert capsys.readouterr().err == ""
+
+
+def test_interrupted_fit_never_looks_fitted(monkeypatch, digits):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    import skjule._jule as jule_module
+
+    X, _ = digits
+    calls = {"n": 0, "at": 2}
+    real_train = jule_module.Trainer.train
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["at"]:  # Ctrl-C during that period's training
+            raise KeyboardInterrupt
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(jule_module.Trainer, "train", interrupted)
+    j = JULEClustering(10, epochs_per_period=1, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        j.fit(X)  # 372 -> 37 -> 10 clusters: interrupted in the second period
+    with pytest.raises(NotFittedError):
+        check_is_fitted(j)
+    with pytest.raises(NotFittedError):
+        j.predict(X[:3])
+
+    # A refit that is interrupted leaves the previous model whole.
+    monkeypatch.setattr(jule_module.Trainer, "train", real_train)
+    j.fit(X[:300])
+    before = j.predict(X[:50])
+    calls.update(n=0, at=1)
+    monkeypatch.setattr(jule_module.Trainer, "train", interrupted)
+    rng = np.random.RandomState(0)
+    with pytest.raises(KeyboardInterrupt):
+        j.fit(rng.rand(300, 6, 6))
+    assert j.n_features_in_ == 64
+    np.testing.assert_array_equal(j.predict(X[:50]), before)
