@@ -6,7 +6,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
+from ._graph import knn_vote
 from ._merge import MergeEngine
 from ._validation import (
     check_features,
@@ -14,6 +16,7 @@ from ._validation import (
     fit_guard,
     l2_normalize,
     resolve_n_neighbors,
+    warn_if_few_distinct,
 )
 
 __all__ = ["GDLClustering"]
@@ -98,6 +101,11 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     n_features_in_ : int
         Number of features (pixels) per sample seen in ``fit``.
 
+    Notes
+    -----
+    :meth:`predict` needs the training samples: the fitted estimator keeps
+    one (normalised) copy of them, ``n_samples * n_features`` values.
+
     See Also
     --------
     sklearn.cluster.AgglomerativeClustering : Ward/average/complete linkage.
@@ -120,6 +128,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     (1797,)
     >>> gdl.n_clusters_
     10
+    >>> gdl.predict(X[:3]).shape
+    (3,)
     """
 
     _parameter_constraints: dict = {
@@ -191,6 +201,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         k = check_n_clusters(self.n_clusters, n)
         if self.normalize:
             X = l2_normalize(X)
+        warn_if_few_distinct(X, k)
         engine = self._engine(resolve_n_neighbors(self.n_neighbors, n, k))
         engine.start(X)
         if engine.n_initial_clusters_ < k:
@@ -198,7 +209,31 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             engine.start(X, graph=engine.graph_, init="singletons")
         engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
         self._store(engine)
+        self._fit_X = X
         return self
+
+    def predict(self, X):
+        """Cluster of each sample of ``X`` from its nearest training samples.
+
+        Each sample (flattened, L2-normalised when ``normalize``) takes the
+        label with the largest sum of eq. 4 weights ``exp(-d^2 / sigma2_)``
+        over its ``n_neighbors_`` nearest training samples (exact search).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Samples with the training data's number of features.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "labels_")
+        X, _ = check_features(self, X, reset=False, min_samples=1)
+        if self.normalize:
+            X = l2_normalize(X)
+        return knn_vote(X, self._fit_X, self.labels_, self.n_clusters_,
+                        self.n_neighbors_, self.sigma2_)
 
     def _engine(self, n_neighbors):
         return MergeEngine(

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["KNNGraph", "knn_search", "knn_graph", "initial_clusters"]
+__all__ = ["KNNGraph", "knn_search", "knn_graph", "knn_query", "knn_vote", "initial_clusters"]
 
 # Exact search costs about 2 * n^2 * d flops; below this budget a blocked
 # matrix product beats NN-descent (whose first call in a process also spends
@@ -317,3 +317,16 @@ def knn_query(Q, R, n_neighbors):
         else:
             idx[start:stop] = np.arange(nr)
     return _sort_rows(idx, _exact_sqdist_pairs(Q, idx, R))
+
+
+def knn_vote(Z, ref, ref_labels, n_labels, n_neighbors, sigma2):
+    """Label of each row of ``Z``: the largest sum of eq. 4 weights
+    ``exp(-d^2 / sigma2)`` over its ``n_neighbors`` nearest rows of ``ref``."""
+    idx, d2 = knn_query(Z, ref, n_neighbors)
+    w = np.exp(-d2 / sigma2) if sigma2 > 0 else np.ones_like(d2)
+    # Guard against all-zero weights (far outliers): fall back to the nearest.
+    w[:, 0] = np.maximum(w[:, 0], 1e-300)
+    votes = np.zeros((Z.shape[0], n_labels))
+    np.add.at(votes, (np.repeat(np.arange(Z.shape[0]), idx.shape[1]), ref_labels[idx].ravel()),
+              w.ravel())
+    return votes.argmax(axis=1).astype(np.int64)

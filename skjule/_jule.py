@@ -12,7 +12,9 @@ authors' Torch code):
    run (1-NN start, all merges, no training) on the final embedding.
 """
 
+import copy
 import math
+import os
 import time
 from numbers import Integral, Real
 
@@ -29,7 +31,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import knn_query
+from ._checkpoint import Checkpointer
+from ._graph import knn_vote
 from ._merge import MergeEngine
 from ._networks import build_cnn, build_mlp, resolve_device
 from ._progress import progress_bar
@@ -40,6 +43,7 @@ from ._validation import (
     fit_guard,
     l2_normalize,
     resolve_n_neighbors,
+    warn_if_few_distinct,
 )
 
 __all__ = ["JULEClustering", "JULETransformer"]
@@ -75,9 +79,36 @@ def _resolve_image_shape(sample_shape, image_shape):
     return shape
 
 
-def _network_input(X_flat, image_shape, mean, std):
+def _checked_embedding(Z, learning_rate):
+    if not np.isfinite(Z).all():
+        raise ValueError(
+            "The network's embeddings became NaN or infinite: training diverged. "
+            f"Use a smaller learning_rate (now {learning_rate})."
+        )
+    return Z
+
+
+def _input_scaling(X):
+    """``(scale, mean, std)`` that standardise ``X / scale`` (one value each for all
+    features, like the authors' global mean/std). Dividing by the largest
+    magnitude first keeps data near the float range (1e300) finite in float32."""
+    scale = float(np.max(np.abs(X))) if X.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    Xs = X / scale
+    mean = float(Xs.mean())
+    std = float(Xs.std())
+    return scale, mean, (std if std > 0 else 1.0)
+
+
+def _network_input(X_flat, image_shape, scale, mean, std):
     """CPU float32 tensor for the network: (n, C, H, W) for images, (n, d) otherwise."""
-    Xs = (np.asarray(X_flat, dtype=np.float32) - np.float32(mean)) / np.float32(std)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xs = ((np.asarray(X_flat) / scale - mean) / std).astype(np.float32)
+    if not np.isfinite(Xs).all():
+        raise ValueError(
+            "X holds values too large for the network (beyond float32 after the training "
+            f"data's scaling by {scale:.3g}); rescale X like the training data."
+        )
     t = torch.from_numpy(np.ascontiguousarray(Xs))
     if image_shape is None:
         return t
@@ -118,6 +149,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -152,6 +184,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         random_state=None,
         n_jobs=None,
         verbose=0,
+        checkpoint_dir=None,
     ):
         self.n_clusters = n_clusters
         self.image_shape = image_shape
@@ -182,6 +215,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ pieces
     def _engine(self, n_neighbors, rng):
@@ -224,15 +258,14 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
         k = check_n_clusters(self.n_clusters, n)
+        warn_if_few_distinct(X, k)
         ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
         image_shape = _resolve_image_shape(sample_shape, self.image_shape)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
 
-        mean = float(X.mean())
-        std = float(X.std())
-        std = std if std > 0 and np.isfinite(std) else 1.0
-        Xt = _network_input(X, image_shape, mean, std)
+        scaling = _input_scaling(X)
+        Xt = _network_input(X, image_shape, *scaling)
         model = self._build_network(image_shape, X.shape[1],
                                     int(rng.randint(2**31 - 1))).to(device)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
@@ -240,15 +273,30 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                           momentum=self.momentum, weight_decay=self.weight_decay,
                           lr_gamma=self.lr_gamma, lr_power=self.lr_power)
 
-        # 1. initial over-clustering on the raw inputs
-        feats = l2_normalize(X) if self.normalize else X
-        engine = self._start(self._engine(ks, rng), feats, k)
+        ckpt = (Checkpointer(self.checkpoint_dir, self, X)
+                if self.checkpoint_dir is not None else None)
+        state = ckpt.load(device) if ckpt is not None else None
+
+        engine = self._engine(ks, rng)
+        if state is None:
+            # 1. initial over-clustering on the raw inputs
+            feats = l2_normalize(X) if self.normalize else X
+            self._start(engine, feats, k)
+            history, period, done = [], 0, False
+        else:
+            # Resume after the last completed period.
+            model.load_state_dict(state["model"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            trainer.iteration = state["iteration"]
+            rng.set_state(state["rng"])
+            generator.set_state(state["generator"])
+            engine.load_state_dict(state["engine"])
+            feats, history = state["features"], state["history"]
+            period, done = state["period"], state["done"]
         n_initial = engine.n_initial_clusters_
-        history = []
-        bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0)
-        period = 0
+        bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0, initial=period)
         # 2. periods: train on the current labels, re-embed, merge
-        while True:
+        while not done:
             n_start = engine.n_clusters_
             epoch_bar = progress_bar(total=self.epochs_per_period,
                                      desc=f"period {period} ({n_start} clusters): epochs",
@@ -261,7 +309,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             )
             epoch_bar.close()
             t0 = time.perf_counter()
-            feats = embed(model, Xt, device)
+            feats = _checked_embedding(embed(model, Xt, device), self.learning_rate)
             engine.rebuild(feats)
             target = max(k, n_start - math.ceil(self.eta * n_start))
             engine.merge_until(
@@ -273,10 +321,16 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                                 n_clusters_end=engine.n_clusters_,
                                 epochs=self.epochs_per_period, **stats))
             period += 1
+            done = engine.n_clusters_ <= k
+            if ckpt is not None:
+                ckpt.save(dict(
+                    model=model.state_dict(), optimizer=trainer.optimizer.state_dict(),
+                    iteration=trainer.iteration, rng=rng.get_state(),
+                    generator=generator.get_state(), engine=engine.state_dict(),
+                    features=feats, history=history, period=period, done=done,
+                ))
             bar.update(1)
             bar.set_postfix(clusters=engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
-            if engine.n_clusters_ <= k:
-                break
         bar.close()
 
         # 3. SF and RC
@@ -295,8 +349,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.image_shape_ = image_shape
         self.sample_shape_ = tuple(sample_shape)
         self.device_ = device
-        self.input_mean_ = mean
-        self.input_std_ = std
+        self.input_scaling_ = scaling
         self.n_initial_clusters_ = n_initial
         self.embedding_ = feats
         self.labels_sf_ = engine.labels_
@@ -319,7 +372,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
                 f"on samples of shape {self.sample_shape_}."
             )
-        Xt = _network_input(X, self.image_shape_, self.input_mean_, self.input_std_)
+        Xt = _network_input(X, self.image_shape_, *self.input_scaling_)
         return embed(self.network_, Xt, self.device_)
 
     def transform(self, X):
@@ -351,6 +404,27 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Z : ndarray of shape (n_samples, embedding_dim)
         """
         return self.fit(X).embedding_.copy()
+
+    # ------------------------------------------------------------ persistence
+    def __getstate__(self):
+        """Pickle with the network on the CPU, so a model trained on a GPU
+        loads on a machine without one."""
+        state = super().__getstate__()
+        net = state.get("network_")
+        if net is not None and any(p.device.type != "cpu"
+                                   for p in list(net.parameters()) + list(net.buffers())):
+            state = dict(state, network_=copy.deepcopy(net).to("cpu"))
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        net = getattr(self, "network_", None)
+        if net is not None:
+            device = getattr(self, "device_", torch.device("cpu"))
+            if device.type == "cuda" and not torch.cuda.is_available():
+                device = torch.device("cpu")
+            self.device_ = device
+            self.network_ = net.to(device).eval()
 
     @property
     def _n_features_out(self):
@@ -453,6 +527,15 @@ class JULEClustering(ClusterMixin, _JULEBase):
     verbose : int, default=0
         1: progress bars over periods and over the epochs of each period;
         2: also over merges.
+    checkpoint_dir : str, path or None, default=None
+        Folder for a checkpoint written at the end of every period (network,
+        optimiser, random states, clusters). A fit that is killed and started
+        again with the same data and parameters resumes from the last
+        completed period and ends with the same labels as an uninterrupted
+        run; other data or parameters start afresh. The file stays after the
+        fit (re-running then takes only the final re-clustering); delete it
+        to free the space. Only use a folder whose files you trust (they are
+        read with ``torch.load(weights_only=False)``).
 
     Attributes
     ----------
@@ -530,7 +613,7 @@ class JULEClustering(ClusterMixin, _JULEBase):
         labels : ndarray of shape (n_samples,)
         """
         Z = self._embed_new(X)
-        return _vote(Z, self.embedding_, self.labels_, self.n_clusters_,
+        return knn_vote(Z, self.embedding_, self.labels_, self.n_clusters_,
                      self.n_neighbors_, self.sigma2_)
 
     def fit_predict(self, X, y=None):
@@ -595,14 +678,3 @@ class JULETransformer(_JULEBase):
         """
         with fit_guard(self):
             return self._fit(X)
-
-
-def _vote(Z, ref, ref_labels, n_labels, n_neighbors, sigma2):
-    idx, d2 = knn_query(Z, ref, n_neighbors)
-    w = np.exp(-d2 / sigma2) if sigma2 > 0 else np.ones_like(d2)
-    # Guard against all-zero weights (far outliers): fall back to the nearest.
-    w[:, 0] = np.maximum(w[:, 0], 1e-300)
-    votes = np.zeros((Z.shape[0], n_labels))
-    np.add.at(votes, (np.repeat(np.arange(Z.shape[0]), idx.shape[1]), ref_labels[idx].ravel()),
-              w.ravel())
-    return votes.argmax(axis=1).astype(np.int64)

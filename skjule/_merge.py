@@ -222,6 +222,30 @@ class MergeEngine:
         return self
 
     # ------------------------------------------------------------------ state
+    _STATE = ("label", "alive", "node", "children_", "merge_losses_", "n_merged_",
+              "next_node_", "n_initial_clusters_", "n_samples_", "n_alive")
+
+    def state_dict(self):
+        """The partition and merge history, as plain arrays and ints (copies).
+
+        With :meth:`load_state_dict` and :meth:`rebuild` this is all an engine
+        needs to continue: the graph and affinities are recomputed from the
+        features given to ``rebuild``.
+        """
+        return {k: (v.copy() if isinstance(v, np.ndarray) else int(v))
+                for k in self._STATE for v in [getattr(self, k)]}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` saved; call :meth:`rebuild` before merging."""
+        missing = [k for k in self._STATE if k not in state]
+        if missing:
+            raise ValueError(f"engine state lacks {missing}")
+        for k in self._STATE:
+            v = state[k]
+            setattr(self, k, np.array(v, copy=True) if isinstance(v, np.ndarray) else int(v))
+        self.size = np.bincount(self.label, minlength=self.alive.shape[0]).astype(np.int64)
+        return self
+
     @property
     def n_clusters_(self):
         return self.n_alive

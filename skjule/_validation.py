@@ -5,6 +5,7 @@ what to do; nothing reaches torch or numba unchecked.
 """
 
 import numbers
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -16,8 +17,10 @@ __all__ = [
     "check_features",
     "check_n_clusters",
     "fit_guard",
+    "count_distinct_rows",
     "l2_normalize",
     "resolve_n_neighbors",
+    "warn_if_few_distinct",
 ]
 
 
@@ -104,6 +107,34 @@ def check_n_clusters(n_clusters, n_samples, name="n_clusters"):
             f"use n_clusters <= {n_samples}."
         )
     return int(n_clusters)
+
+
+def count_distinct_rows(X, limit=None):
+    """Number of distinct rows of ``X`` (up to ``limit``), in O(n d).
+
+    Rows are compared through a random projection (and their squared norm),
+    so exact duplicates always coincide and distinct rows coincide with
+    probability zero.
+    """
+    r = np.random.RandomState(12345).standard_normal(X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = float(np.max(np.abs(X))) if X.size else 1.0
+        Xs = X / (scale if scale > 0 else 1.0)
+        keys = np.stack([Xs @ r, np.einsum("ij,ij->i", Xs, Xs)], axis=1)
+    return np.unique(keys, axis=0).shape[0]
+
+
+def warn_if_few_distinct(X, n_clusters):
+    """Warn when ``X`` has fewer distinct samples than clusters are asked for."""
+    if n_clusters is None or n_clusters <= 1:
+        return
+    m = count_distinct_rows(X)
+    if m < n_clusters:
+        warnings.warn(
+            f"X holds only {m} distinct samples, fewer than n_clusters={n_clusters}: "
+            "some identical samples are split between clusters. Use n_clusters <= "
+            f"{m} for a meaningful result.", UserWarning, stacklevel=3,
+        )
 
 
 def l2_normalize(X):

@@ -131,3 +131,19 @@ def test_auto_n_neighbors():
     assert GDLClustering(3).fit(X[:10]).n_neighbors_ == 9  # at most n - 1
     with pytest.raises(ValueError, match="n_neighbors"):
         GDLClustering(3, n_neighbors="many").fit(X)
+
+
+def test_predict_training_and_held_out_samples():
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(0)
+    held = rng.rand(len(X)) < 0.2
+    gdl = GDLClustering(10).fit(X[~held])
+    # Training samples get (almost always) their own cluster back.
+    assert np.mean(gdl.predict(X[~held]) == gdl.labels_) > 0.97
+    # Held-out samples land in the cluster that holds their class.
+    pred = gdl.predict(X[held])
+    assert normalized_mutual_info_score(y[held], pred) > 0.75
+    # One sample at a time, as dask_ml's ParallelPostFit probes it.
+    assert gdl.predict(X[:1]).shape == (1,)
+    with pytest.raises(ValueError, match="features"):
+        gdl.predict(X[:5, :10])
