@@ -138,10 +138,17 @@ def warn_if_few_distinct(X, n_clusters):
 
 
 def l2_normalize(X):
-    """Rows scaled to unit L2 norm in a new array; all-zero rows stay zero."""
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    """Rows scaled to unit L2 norm in a new array; all-zero rows stay zero.
+
+    Each row is first divided by its largest magnitude, so rows near the
+    float limits (1e300 or 1e-300) neither overflow nor underflow.
+    """
+    peak = np.max(np.abs(X), axis=1) if X.shape[1] else np.zeros(X.shape[0])
+    peak[peak == 0] = 1.0
+    Xs = X / peak[:, None].astype(X.dtype)
+    norms = np.sqrt(np.einsum("ij,ij->i", Xs, Xs, dtype=np.float64))
     norms[norms == 0] = 1.0
-    return (X / norms[:, None]).astype(X.dtype, copy=False)
+    return (Xs / norms[:, None]).astype(X.dtype, copy=False)
 
 
 def resolve_n_neighbors(n_neighbors, n_samples, n_clusters):
