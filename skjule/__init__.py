@@ -1,5 +1,7 @@
 """skjule: deep image clustering (JULE) with a scikit-learn API."""
 
+from ._autoencoder import AutoencoderTransformer
+from ._deepgmm import DeepGMMClustering
 from ._gdl import GDLClustering
 from ._jule import JULEClustering, JULETransformer
 from ._merge import MergeEngine, cut_hierarchy
@@ -8,6 +10,8 @@ from .metrics import clustering_accuracy
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AutoencoderTransformer",
+    "DeepGMMClustering",
     "GDLClustering",
     "JULEClustering",
     "JULETransformer",

@@ -12,7 +12,6 @@ authors' Torch code):
    run (1-NN start, all merges, no training) on the final embedding.
 """
 
-import copy
 import math
 import os
 import time
@@ -33,8 +32,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpointer
 from ._graph import knn_vote
+from ._inputs import input_scaling, network_input, resolve_image_shape
 from ._merge import MergeEngine
 from ._networks import build_cnn, build_mlp, resolve_device
+from ._persistence import NetworkPickleMixin
 from ._progress import progress_bar
 from ._training import Trainer, embed
 from ._validation import (
@@ -49,36 +50,6 @@ from ._validation import (
 __all__ = ["JULEClustering", "JULETransformer"]
 
 
-def _resolve_image_shape(sample_shape, image_shape):
-    """(H, W, C) for image input, None for plain vectors."""
-    if len(sample_shape) == 2:
-        native = (sample_shape[0], sample_shape[1], 1)
-    elif len(sample_shape) == 3:
-        native = tuple(sample_shape)
-    else:
-        native = None
-    if image_shape is None:
-        return native
-    shape = tuple(int(s) for s in image_shape)
-    if len(shape) == 2:
-        shape = shape + (1,)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(
-            f"image_shape must be (height, width) or (height, width, channels); got {image_shape!r}."
-        )
-    n_features = int(np.prod(sample_shape))
-    if native is not None and native != shape:
-        raise ValueError(
-            f"image_shape={image_shape!r} does not match the images' shape {tuple(sample_shape)}."
-        )
-    if int(np.prod(shape)) != n_features:
-        raise ValueError(
-            f"image_shape={image_shape!r} holds {int(np.prod(shape))} values but each sample "
-            f"has {n_features} features; pass the (height, width[, channels]) of the images."
-        )
-    return shape
-
-
 def _checked_embedding(Z, learning_rate):
     if not np.isfinite(Z).all():
         raise ValueError(
@@ -88,35 +59,7 @@ def _checked_embedding(Z, learning_rate):
     return Z
 
 
-def _input_scaling(X):
-    """``(scale, mean, std)`` that standardise ``X / scale`` (one value each for all
-    features, like the authors' global mean/std). Dividing by the largest
-    magnitude first keeps data near the float range (1e300) finite in float32."""
-    scale = float(np.max(np.abs(X))) if X.size else 1.0
-    scale = scale if scale > 0 else 1.0
-    Xs = X / scale
-    mean = float(Xs.mean())
-    std = float(Xs.std())
-    return scale, mean, (std if std > 0 else 1.0)
-
-
-def _network_input(X_flat, image_shape, scale, mean, std):
-    """CPU float32 tensor for the network: (n, C, H, W) for images, (n, d) otherwise."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        Xs = ((np.asarray(X_flat) / scale - mean) / std).astype(np.float32)
-    if not np.isfinite(Xs).all():
-        raise ValueError(
-            "X holds values too large for the network (beyond float32 after the training "
-            f"data's scaling by {scale:.3g}); rescale X like the training data."
-        )
-    t = torch.from_numpy(np.ascontiguousarray(Xs))
-    if image_shape is None:
-        return t
-    h, w, c = image_shape
-    return t.reshape(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
-
-
-class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared fit logic of JULEClustering and JULETransformer."""
 
     _parameter_constraints: dict = {
@@ -260,12 +203,12 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         k = check_n_clusters(self.n_clusters, n)
         warn_if_few_distinct(X, k)
         ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
-        image_shape = _resolve_image_shape(sample_shape, self.image_shape)
+        image_shape = resolve_image_shape(sample_shape, self.image_shape)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
 
-        scaling = _input_scaling(X)
-        Xt = _network_input(X, image_shape, *scaling)
+        scaling = input_scaling(X)
+        Xt = network_input(X, image_shape, *scaling)
         model = self._build_network(image_shape, X.shape[1],
                                     int(rng.randint(2**31 - 1))).to(device)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
@@ -372,7 +315,7 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
                 f"on samples of shape {self.sample_shape_}."
             )
-        Xt = _network_input(X, self.image_shape_, *self.input_scaling_)
+        Xt = network_input(X, self.image_shape_, *self.input_scaling_)
         return embed(self.network_, Xt, self.device_)
 
     def transform(self, X):
@@ -404,27 +347,6 @@ class _JULEBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Z : ndarray of shape (n_samples, embedding_dim)
         """
         return self.fit(X).embedding_.copy()
-
-    # ------------------------------------------------------------ persistence
-    def __getstate__(self):
-        """Pickle with the network on the CPU, so a model trained on a GPU
-        loads on a machine without one."""
-        state = super().__getstate__()
-        net = state.get("network_")
-        if net is not None and any(p.device.type != "cpu"
-                                   for p in list(net.parameters()) + list(net.buffers())):
-            state = dict(state, network_=copy.deepcopy(net).to("cpu"))
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        net = getattr(self, "network_", None)
-        if net is not None:
-            device = getattr(self, "device_", torch.device("cpu"))
-            if device.type == "cuda" and not torch.cuda.is_available():
-                device = torch.device("cpu")
-            self.device_ = device
-            self.network_ = net.to(device).eval()
 
     @property
     def _n_features_out(self):

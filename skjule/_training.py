@@ -114,13 +114,24 @@ class Trainer:
 
 
 @torch.no_grad()
-def embed(model, X, device, batch_size=1024):
-    """Embeddings of all rows of the CPU tensor ``X`` as a float32 numpy array."""
+def embed(model, X, device, batch_size=64):
+    """Outputs of ``model`` for all rows of the CPU tensor ``X``, as float32 numpy.
+
+    Every forward pass sees exactly ``batch_size`` rows (the last batch is
+    padded with zeros), so a sample's output never depends on how many other
+    samples came with it: ``embed(X[:1])`` equals ``embed(X)[:1]`` bit for bit
+    (BLAS picks different kernels for different batch sizes).
+    """
     model.eval()
     out = []
-    for i in range(0, X.shape[0], batch_size):
-        xb = X[i:i + batch_size].to(device, non_blocking=True)
-        out.append(model(xb).to("cpu", dtype=torch.float32).numpy())
+    n = X.shape[0]
+    for i in range(0, n, batch_size):
+        xb = X[i:i + batch_size]
+        m = xb.shape[0]
+        if m < batch_size:
+            xb = torch.cat([xb, xb.new_zeros((batch_size - m, *xb.shape[1:]))])
+        z = model(xb.to(device, non_blocking=True))[:m]
+        out.append(z.to("cpu", dtype=torch.float32).numpy())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out)

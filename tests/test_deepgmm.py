@@ -1,0 +1,198 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits
+from sklearn.metrics import normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skjule import AutoencoderTransformer, DeepGMMClustering, GDLClustering
+from skjule._deepgmm import GMMLayer, _joint_log_prob, separability
+
+TINY_AE = dict(hidden_dims=(16,), epochs=2, random_state=0)
+
+
+@parametrize_with_checks([
+    DeepGMMClustering(3, epochs=2, autoencoder=AutoencoderTransformer(3, **TINY_AE),
+                      random_state=0),
+    AutoencoderTransformer(3, **TINY_AE),
+    AutoencoderTransformer(3, variational=True, **TINY_AE),
+])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def ae(digits):
+    return AutoencoderTransformer(epochs=15, random_state=0).fit(digits[0])
+
+
+# ------------------------------------------------------------ gradients (eqs. 7-10)
+def _mixture(rng, k=4, d=3):
+    means = rng.randn(k, d)
+    variances = rng.uniform(0.3, 2.0, size=(k, d))
+    weights = rng.dirichlet(np.ones(k))
+    return means, variances, weights
+
+
+def test_autograd_gradients_are_the_papers_equations_7_to_10():
+    rng = np.random.RandomState(0)
+    means, variances, weights = _mixture(rng)
+    layer = GMMLayer(means, variances, weights).double()
+    y = torch.tensor(rng.randn(1, 3), requires_grad=True)
+    eta, n_nb = 0.3, 2
+    objective = layer(y).sum() + eta * separability(layer.means, n_nb)
+    objective.backward()
+
+    mu, var, w = means, variances, weights
+    yv = y.detach().numpy()[0]
+    log_g = np.log(w) - 0.5 * (np.log(2 * np.pi * var).sum(1) + ((yv - mu) ** 2 / var).sum(1))
+    post = np.exp(log_g - np.logaddexp.reduce(log_g))  # p(c_k | y)
+    # eq. 7: dO/dy = sum_k p(c_k|y) Sigma_k^-1 (mu_k - y)
+    np.testing.assert_allclose(y.grad.numpy()[0], (post[:, None] * (mu - yv) / var).sum(0),
+                               rtol=1e-5)
+    # eq. 8: dO/dmu_kd = p(c_k|y)(y_d - mu_kd)/sigma_kd^2 + 2 eta sum_{j in n(k)} (mu_kd - mu_jd)
+    d2 = ((mu[:, None] - mu[None]) ** 2).sum(2)
+    np.fill_diagonal(d2, np.inf)
+    nbrs = np.argsort(d2, axis=1)[:, :n_nb]
+    sep_grad = 2 * eta * np.stack([(mu[k] - mu[nbrs[k]]).sum(0) for k in range(len(mu))])
+    np.testing.assert_allclose(layer.means.grad.numpy(),
+                               post[:, None] * (yv - mu) / var + sep_grad, rtol=1e-5)
+    # eq. 9 (in log sigma): p(c_k|y) [(y_d - mu_kd)^2 / sigma_kd^2 - 1]
+    np.testing.assert_allclose(layer.log_std.grad.numpy(),
+                               post[:, None] * ((yv - mu) ** 2 / var - 1), rtol=1e-5)
+    # eq. 10 (in the softmax logits): p(c_k|y) - w_k
+    np.testing.assert_allclose(layer.logits.grad.numpy(), post - w, rtol=1e-5, atol=1e-12)
+
+
+def test_log_likelihood_gradient_matches_finite_differences():
+    rng = np.random.RandomState(1)
+    means, variances, weights = _mixture(rng)
+    args = (torch.tensor(rng.randn(5, 3), requires_grad=True),
+            torch.tensor(means, requires_grad=True),
+            torch.tensor(0.5 * np.log(variances), requires_grad=True),
+            torch.tensor(np.log(weights), requires_grad=True))
+
+    def loglik(y, m, log_std, logits):
+        return torch.logsumexp(_joint_log_prob(y, m, log_std, torch.log_softmax(logits, 0)), 1)
+
+    assert torch.autograd.gradcheck(loglik, args)
+
+
+def test_log_likelihood_equals_scikit_learn(digits):
+    X = digits[0][:, :5]
+    gm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    layer = GMMLayer(gm.means_, gm.covariances_, gm.weights_).double()
+    ours = layer(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(ours, gm.score_samples(X), rtol=1e-5)
+
+
+# ------------------------------------------------------------ the estimator
+def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
+    X, y = digits
+    # A large mixture learning rate: still a simplex and positive variances.
+    d = DeepGMMClustering(10, eta=0.1, autoencoder=ae, epochs=4, learning_rate=0.1,
+                          random_state=0).fit(X)
+    for h in d.history_:
+        assert abs(h["weight_sum"] - 1) < 1e-5 and h["min_variance"] > 0
+    assert np.all(d.weights_ > 0) and abs(d.weights_.sum() - 1) < 1e-9
+    assert np.all(d.covariances_ > 0)
+    proba = d.predict_proba(X[:100])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(d.predict(X[:100]), proba.argmax(1))
+    np.testing.assert_array_equal(d.predict(X), d.labels_)
+    scores = d.score_samples(X[:100])
+    assert scores.shape == (100,) and np.all(np.isfinite(scores))
+    assert d.score(X[:100]) == pytest.approx(scores.mean())
+    assert d.transform(X[:7]).shape == (7, 10)
+
+
+def test_divergence_is_reported(digits, ae):
+    with pytest.raises(ValueError, match="diverged"):
+        DeepGMMClustering(10, autoencoder=ae, epochs=3, learning_rate=50.0,
+                          encoder_learning_rate=1.0, random_state=0).fit(digits[0])
+
+
+def test_clusters_digits_and_eta_zero_is_the_ablation(digits, ae):
+    X, y = digits
+    base = normalized_mutual_info_score(y, ae.transform(X).argmax(1))
+    for eta in (0.0, 0.01):
+        d = DeepGMMClustering(10, eta=eta, autoencoder=ae, epochs=5, random_state=0).fit(X)
+        nmi = normalized_mutual_info_score(y, d.labels_)
+        assert nmi > 0.6 > base
+        assert d.history_[0]["separability"] > 0
+
+
+def test_prefit_autoencoder_is_used_without_refitting_and_not_modified(digits, ae):
+    X, _ = digits
+    before = {k: v.clone() for k, v in ae.network_.state_dict().items()}
+    d = DeepGMMClustering(10, autoencoder=ae, epochs=1, encoder_learning_rate=1e-2,
+                          random_state=0).fit(X)
+    for k, v in ae.network_.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    assert d.autoencoder_ is not ae
+    assert d.autoencoder_.history_ == ae.history_  # not retrained
+    # An unfitted autoencoder is cloned and fitted; the parameter stays unfitted.
+    spec = AutoencoderTransformer(hidden_dims=(32,), epochs=1)
+    DeepGMMClustering(10, autoencoder=spec, epochs=1, random_state=0).fit(X)
+    assert not hasattr(spec, "network_")
+    with pytest.raises(ValueError, match="features"):
+        DeepGMMClustering(3, autoencoder=ae, epochs=1).fit(X[:, :10])
+
+
+def test_seeded_runs_repeat_and_pickle_round_trip(digits):
+    X, _ = digits
+    X = X[:300]
+    params = dict(autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2,
+                                                     variational=True),
+                  epochs=2, random_state=7)
+    a = DeepGMMClustering(5, **params).fit(X)
+    b = DeepGMMClustering(5, **params).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.predict_proba(X), a.predict_proba(X))
+
+
+# ------------------------------------------------------------ the autoencoder
+def test_autoencoder_pipelines(digits):
+    X, y = digits
+    ae_km = make_pipeline(AutoencoderTransformer(epochs=10, random_state=0),
+                          KMeans(10, n_init=10, random_state=0))
+    assert normalized_mutual_info_score(y, ae_km.fit_predict(X)) > 0.6
+    vae_gdl = make_pipeline(AutoencoderTransformer(epochs=10, variational=True, random_state=0),
+                            GDLClustering(10))
+    assert normalized_mutual_info_score(y, vae_gdl.fit_predict(X)) > 0.5
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (8, 8, 1), (5, 7, 3)])
+def test_conv_autoencoder_on_images(shape):
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, *shape)
+    ae = AutoencoderTransformer(4, architecture="auto", epochs=2, random_state=0).fit(X)
+    assert ae.architecture_ == "conv"
+    assert ae.transform(X).shape == (40, 4)
+    assert ae.inverse_transform(ae.transform(X[:3])).shape == (3, int(np.prod(shape)))
+    flat = AutoencoderTransformer(4, architecture="conv", image_shape=shape, epochs=1,
+                                  random_state=0).fit(X.reshape(40, -1))
+    assert flat.transform(X.reshape(40, -1)[:2]).shape == (2, 4)
+    with pytest.raises(ValueError, match="needs images"):
+        AutoencoderTransformer(architecture="conv").fit(X.reshape(40, -1))
+
+
+def test_autoencoder_reconstructs(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(epochs=20, random_state=0).fit(X)
+    assert ae.history_[-1] < 0.6 * ae.history_[0]
+    err = np.abs(ae.inverse_transform(ae.transform(X)) - X).mean()
+    assert err < 0.5 * np.abs(X - X.mean()).mean()
