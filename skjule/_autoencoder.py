@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
-from ._inputs import input_scaling, network_input, resolve_image_shape
+from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
 from ._networks import resolve_device
 from ._persistence import NetworkPickleMixin
 from ._progress import progress_bar
@@ -301,14 +301,7 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
 
     # ------------------------------------------------------------ transform
     def _network_tensor(self, X):
-        check_is_fitted(self, "network_")
-        X, sample_shape = check_features(self, X, reset=False, min_samples=1)
-        if len(sample_shape) > 1 and tuple(sample_shape) != self.sample_shape_:
-            raise ValueError(
-                f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
-                f"on samples of shape {self.sample_shape_}."
-            )
-        return network_input(X, self.image_shape_, *self.input_scaling_)
+        return new_network_input(self, X)
 
     def transform(self, X):
         """The code of each sample (the mean code for a VAE).
@@ -321,7 +314,8 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         -------
         codes : ndarray of shape (n_samples, n_components), float32
         """
-        return embed(_Encode(self.network_), self._network_tensor(X), self.device_)
+        Xt = self._network_tensor(X)  # checks fitted first
+        return embed(_Encode(self.network_), Xt, self.device_)
 
     def inverse_transform(self, codes):
         """Decode codes back to (flattened, original-scale) samples.

@@ -2,8 +2,11 @@
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["input_scaling", "network_input", "resolve_image_shape"]
+from ._validation import check_features
+
+__all__ = ["input_scaling", "network_input", "new_network_input", "resolve_image_shape"]
 
 
 def resolve_image_shape(sample_shape, image_shape):
@@ -62,3 +65,19 @@ def network_input(X_flat, image_shape, scale, mean, std):
         return t
     h, w, c = image_shape
     return t.reshape(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+def new_network_input(estimator, X):
+    """Validate new samples for a fitted network estimator and prepare its input.
+
+    Uses the estimator's ``n_features_in_``, ``sample_shape_``, ``image_shape_``
+    and ``input_scaling_`` (set by its ``fit``).
+    """
+    check_is_fitted(estimator, "network_")
+    X, sample_shape = check_features(estimator, X, reset=False, min_samples=1)
+    if len(sample_shape) > 1 and tuple(sample_shape) != estimator.sample_shape_:
+        raise ValueError(
+            f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
+            f"on samples of shape {estimator.sample_shape_}."
+        )
+    return network_input(X, estimator.image_shape_, *estimator.input_scaling_)

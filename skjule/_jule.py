@@ -28,11 +28,10 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpointer
 from ._graph import knn_vote
-from ._inputs import input_scaling, network_input, resolve_image_shape
+from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
 from ._merge import MergeEngine
 from ._networks import build_cnn, build_mlp, resolve_device
 from ._persistence import NetworkPickleMixin
@@ -308,14 +307,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
 
     # ------------------------------------------------------------------ embed
     def _embed_new(self, X):
-        check_is_fitted(self, "network_")
-        X, sample_shape = check_features(self, X, reset=False, min_samples=1)
-        if len(sample_shape) > 1 and tuple(sample_shape) != self.sample_shape_:
-            raise ValueError(
-                f"X holds samples of shape {tuple(sample_shape)}, but the model was fitted "
-                f"on samples of shape {self.sample_shape_}."
-            )
-        Xt = network_input(X, self.image_shape_, *self.input_scaling_)
+        Xt = new_network_input(self, X)  # checks fitted first
         return embed(self.network_, Xt, self.device_)
 
     def transform(self, X):

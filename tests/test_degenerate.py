@@ -8,7 +8,13 @@ import pytest
 from scipy import sparse
 from sklearn.datasets import make_blobs
 
-from skjule import GDLClustering, JULEClustering, JULETransformer
+from skjule import (
+    AutoencoderTransformer,
+    DeepGMMClustering,
+    GDLClustering,
+    JULEClustering,
+    JULETransformer,
+)
 
 FAST = dict(epochs_per_period=1, embedding_dim=8, n_neighbors=5, random_state=0)
 MAKERS = {
@@ -16,6 +22,12 @@ MAKERS = {
     "jule": lambda k, **kw: JULEClustering(k, **FAST, **kw),
     "jule-transformer": lambda k, **kw: JULETransformer(k, **FAST, **kw),
 }
+SMALL_AE = dict(hidden_dims=(8,), epochs=1, random_state=0)
+ALL = dict(MAKERS, **{
+    "deepgmm": lambda k, **kw: DeepGMMClustering(
+        k, epochs=1, random_state=0, autoencoder=AutoencoderTransformer(2, **SMALL_AE), **kw),
+    "autoencoder": lambda k, **kw: AutoencoderTransformer(2, **SMALL_AE, **kw),
+})
 
 
 @pytest.fixture(params=sorted(MAKERS))
@@ -111,10 +123,25 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
 @pytest.mark.parametrize("X, exc, match", BAD_INPUT)
-def test_bad_input_is_explained(make, X, exc, match):
+def test_bad_input_is_explained(name, X, exc, match):
     with pytest.raises(exc, match=match):
-        make(1).fit(X)
+        ALL[name](1).fit(X)
+
+
+@pytest.mark.parametrize("name", ["deepgmm", "autoencoder"])
+def test_deep_gmm_and_autoencoder_degenerate_data(name):
+    X, _ = _blobs(30)
+    est = ALL[name](1).fit(np.ones((30, 6)))  # all identical
+    out = est.transform(X[:3])
+    assert out.shape == (3, 2) and np.isfinite(out).all()
+    if name == "deepgmm":
+        np.testing.assert_array_equal(est.labels_, 0)
+        with pytest.warns(UserWarning, match="distinct"):
+            ALL[name](3).fit(np.ones((30, 6)))
+        labels = ALL[name](30).fit(X).labels_  # n_clusters = n_samples: defined
+        assert labels.shape == (30,)
 
 
 @pytest.mark.parametrize("k, match", [(0, "n_clusters"), (-2, "n_clusters"),

@@ -13,13 +13,22 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from skjule import GDLClustering, JULEClustering, JULETransformer
+from skjule import (
+    AutoencoderTransformer,
+    DeepGMMClustering,
+    GDLClustering,
+    JULEClustering,
+    JULETransformer,
+)
 
 FAST = dict(epochs_per_period=1, embedding_dim=4, n_neighbors=3, random_state=0)
 ESTIMATORS = {
     "gdl": lambda k: GDLClustering(k, n_neighbors=3),
     "jule": lambda k: JULEClustering(k, **FAST),
     "jule-transformer": lambda k: JULETransformer(k, **FAST),
+    "deepgmm": lambda k: DeepGMMClustering(
+        k, epochs=1, random_state=0,
+        autoencoder=AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, random_state=0)),
 }
 
 VALUES = st.sampled_from([
@@ -91,7 +100,11 @@ def test_fit_predict_never_crash(name, X, X_new, k):
         return
     n = X.shape[0]
     assert est.labels_.shape == (n,)
-    assert est.n_clusters_ == k and len(np.unique(est.labels_)) == k
+    if name == "deepgmm":  # a mixture may leave components empty
+        assert 1 <= len(np.unique(est.labels_)) <= k
+        assert np.all(np.isfinite(est.predict_proba(X[:3])))
+    else:
+        assert est.n_clusters_ == k and len(np.unique(est.labels_)) == k
     for method in ("predict", "transform"):
         if not hasattr(est, method):
             continue
@@ -107,3 +120,23 @@ def test_fit_predict_never_crash(name, X, X_new, k):
                 assert np.isfinite(out).all()
             else:
                 assert out.min() >= 0 and out.max() < k
+
+
+@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(X=arrays(), X_new=arrays(), variational=st.booleans())
+def test_autoencoder_never_crashes(X, X_new, variational):
+    ae = AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, variational=variational,
+                                random_state=0)
+    X_copy = X.copy()
+    fitted = _call(lambda: ae.fit(X))
+    assert pickle.dumps(X) == pickle.dumps(X_copy)
+    event("fit succeeded" if fitted is not None else "fit refused")
+    if fitted is None:
+        return
+    for Xp in (X[:1], X_new):
+        out = _call(lambda: ae.transform(Xp))
+        if Xp is not X_new:
+            assert out is not None
+        if out is not None:
+            assert out.shape == (Xp.shape[0], 2) and np.isfinite(out).all()
