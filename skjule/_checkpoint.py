@@ -22,14 +22,16 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["Checkpointer", "fingerprint"]
+__all__ = ["Checkpointer", "fingerprint", "module_digest"]
 
 _FORMAT = 1
 
 
-def fingerprint(estimator, X, ignore=("verbose", "checkpoint_dir", "n_jobs", "device")):
-    """Hex digest of ``X`` and the estimator's result-relevant parameters."""
-    h = hashlib.sha256()
+def fingerprint(estimator, X, ignore=("verbose", "checkpoint_dir", "n_jobs", "device"),
+                extra=b""):
+    """Hex digest of ``X``, the estimator's result-relevant parameters and ``extra``
+    (bytes that parameters' reprs do not show, e.g. a fitted sub-estimator's weights)."""
+    h = hashlib.sha256(extra)
     h.update(type(estimator).__name__.encode())
     params = estimator.get_params(deep=False)
     for key in sorted(params):
@@ -45,12 +47,21 @@ def fingerprint(estimator, X, ignore=("verbose", "checkpoint_dir", "n_jobs", "de
     return h.hexdigest()[:20]
 
 
+def module_digest(module):
+    """Bytes that identify a torch module's weights (for ``fingerprint``'s ``extra``)."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.digest()
+
+
 class Checkpointer:
     """Save and load the state of one fit in ``directory``."""
 
-    def __init__(self, directory, estimator, X):
+    def __init__(self, directory, estimator, X, extra=b""):
         self.directory = os.fspath(directory)
-        self.key = fingerprint(estimator, X)
+        self.key = fingerprint(estimator, X, extra=extra)
         self.path = os.path.join(self.directory, f"{type(estimator).__name__}-{self.key}.pt")
         try:  # fail now, not after the first hour of training
             os.makedirs(self.directory, exist_ok=True)

@@ -17,7 +17,9 @@ paper's eqs. 7-10 (eq. 9 is the derivative in ``log sigma``, eq. 10 in the
 logits), which ``tests/test_deepgmm.py`` checks.
 """
 
+import copy
 import math
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._autoencoder import AutoencoderTransformer, reconstruction_error
+from ._checkpoint import Checkpointer, module_digest
 from ._networks import resolve_device
 from ._progress import progress_bar
 from ._validation import check_features, check_n_clusters, fit_guard, warn_if_few_distinct
@@ -159,6 +162,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Seeds pretraining, EM and SGD; a fixed seed repeats on CPU.
     verbose : int, default=0
         Progress bars over pretraining and joint epochs when > 0.
+    checkpoint_dir : str, path or None, default=None
+        Folder for a checkpoint written after pretraining + EM and after every
+        joint epoch. Running the same fit again (same data and parameters,
+        same prefit autoencoder) resumes there and ends with the same result
+        as an uninterrupted run. See :class:`JULEClustering`.
 
     Attributes
     ----------
@@ -216,13 +224,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     def __init__(self, n_clusters=10, *, eta=0.01, n_neighbor_components=None, autoencoder=None,
                  epochs=20, batch_size=256, learning_rate=0.01, encoder_learning_rate=1e-4,
                  momentum=0.9, lr_step=10,
                  lr_decay=0.1, reconstruction_weight=1.0, gmm_n_init=5, reg_covar=1e-6,
-                 image_shape=None, device="auto", random_state=None, verbose=0):
+                 image_shape=None, device="auto", random_state=None, verbose=0,
+                 checkpoint_dir=None):
         self.n_clusters = n_clusters
         self.eta = eta
         self.n_neighbor_components = n_neighbor_components
@@ -241,6 +251,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fit
     def _pretrained(self, X_raw, seed):
@@ -254,8 +265,6 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"The fitted autoencoder expects {ae.n_features_in_} features per "
                     f"sample; X has {self.n_features_in_}."
                 )
-            import copy
-
             return copy.deepcopy(ae)
         else:
             ae = clone(ae)
@@ -287,25 +296,52 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         warn_if_few_distinct(X2, k)
         rng = check_random_state(self.random_state)
         X_raw = X2.reshape((n, *sample_shape))
-        ae = self._pretrained(X_raw, int(rng.randint(2**31 - 1)))
+        ckpt = None
+        if self.checkpoint_dir is not None:
+            ae_param = self.autoencoder
+            extra = (module_digest(ae_param.network_)
+                     if ae_param is not None and hasattr(ae_param, "network_") else b"")
+            ckpt = Checkpointer(self.checkpoint_dir, self, X2, extra=extra)
+        state = ckpt.load("cpu") if ckpt is not None else None
+        n_nb = k // 2 if self.n_neighbor_components is None else self.n_neighbor_components
+
+        if state is None:
+            ae = self._pretrained(X_raw, int(rng.randint(2**31 - 1)))
+            codes0 = ae.transform(X_raw).astype(np.float64)
+            gmm = GaussianMixture(k, covariance_type="diag", n_init=self.gmm_n_init,
+                                  reg_covar=max(self.reg_covar, 1e-6),
+                                  random_state=int(rng.randint(2**31 - 1))).fit(codes0)
+            labels_init = gmm.predict(codes0)
+        else:  # resume: pretraining and EM are done
+            ae, gmm, labels_init = state["ae"], state["gmm"], state["labels_init"]
         device = ae.device_ if self.device == "auto" else resolve_device(self.device)
         net = ae.network_.to(device)
         Xt = ae._network_tensor(X_raw)
-
-        codes0 = ae.transform(X_raw).astype(np.float64)
-        gmm = GaussianMixture(k, covariance_type="diag", n_init=self.gmm_n_init,
-                              reg_covar=max(self.reg_covar, 1e-6),
-                              random_state=int(rng.randint(2**31 - 1))).fit(codes0)
         layer = GMMLayer(gmm.means_, gmm.covariances_, gmm.weights_).to(device)
-        n_nb = k // 2 if self.n_neighbor_components is None else self.n_neighbor_components
-
         opt = torch.optim.SGD([
             dict(params=list(net.parameters()), base_lr=self.encoder_learning_rate),
             dict(params=list(layer.parameters()), base_lr=self.learning_rate),
         ], lr=self.learning_rate, momentum=self.momentum)
-        history = []
-        bar = progress_bar(total=self.epochs, desc="deep GMM epochs", enabled=self.verbose > 0)
-        for epoch in range(self.epochs):
+        history, first_epoch = [], 0
+        if state is not None and state["epoch"] > 0:
+            net.load_state_dict(state["network"])
+            layer.load_state_dict(state["layer"])
+            opt.load_state_dict(state["optimizer"])
+            history, first_epoch = state["history"], state["epoch"]
+        if state is not None:
+            rng.set_state(state["rng"])
+
+        def save(epoch):
+            if ckpt is not None:
+                ckpt.save(dict(ae=ae, gmm=gmm, labels_init=labels_init, rng=rng.get_state(),
+                               epoch=epoch, history=history, network=net.state_dict(),
+                               layer=layer.state_dict(), optimizer=opt.state_dict()))
+
+        if state is None:
+            save(0)
+        bar = progress_bar(total=self.epochs, desc="deep GMM epochs", enabled=self.verbose > 0,
+                           initial=first_epoch)
+        for epoch in range(first_epoch, self.epochs):
             decay = self.lr_decay ** (epoch // self.lr_step)
             lr = self.learning_rate * decay
             for group in opt.param_groups:
@@ -326,7 +362,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sums += np.array([float(loglik.detach()), float(sep.detach()), float(rec.detach())]) * idx.numel()
+                sums += idx.numel() * np.array(
+                    [float(loglik.detach()), float(sep.detach()), float(rec.detach())])
             sums /= max(n, 1)
             if not np.isfinite(sums).all():
                 raise ValueError(
@@ -341,6 +378,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     learning_rate=lr, min_variance=float(layer.variances.min()),
                     weight_sum=float(layer.weights.sum()),
                 ))
+            save(epoch + 1)
             bar.update(1)
             bar.set_postfix(loglik=f"{sums[0]:.3f}")
         bar.close()
@@ -359,7 +397,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         means, variances, weights = means[order], variances[order], weights[order]
         self.autoencoder_ = ae
         self.gmm_init_ = gmm
-        self.labels_init_ = gmm.predict(codes0)
+        self.labels_init_ = labels_init
         self.means_ = means
         self.covariances_ = variances
         self.weights_ = weights

@@ -191,3 +191,36 @@ def test_killed_process_resumes(tmp_path, digits):
     subprocess.run([sys.executable, str(script), str(ckpt), str(out)], env=env, check=True)
     params = dict(n_clusters=10, eta=0.5, epochs_per_period=3, embedding_dim=16, random_state=3)
     np.testing.assert_array_equal(np.load(out), JULEClustering(**params).fit(X).labels_)
+
+
+def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits):
+    import skjule._deepgmm as dgmm_module
+    from skjule import AutoencoderTransformer, DeepGMMClustering
+
+    X = digits[0].reshape(len(digits[0]), -1)
+    params = dict(n_clusters=10, epochs=4, batch_size=100, random_state=0,
+                  autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2))
+    reference = DeepGMMClustering(**params).fit(X)
+
+    real = dgmm_module.separability
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 15:  # 6 batches per epoch: Ctrl-C in the third epoch
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dgmm_module, "separability", interrupted)
+    est = DeepGMMClustering(**params, checkpoint_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X)
+    assert not hasattr(est, "labels_")
+    calls["n"] = -10**9  # no more interruptions
+    est.fit(X)
+    assert calls["n"] == -10**9 + 2 * 6  # only epochs 2 and 3 ran again
+    np.testing.assert_array_equal(est.labels_, reference.labels_)
+    np.testing.assert_array_equal(est.means_, reference.means_)
+    np.testing.assert_array_equal(est.labels_init_, reference.labels_init_)
+    assert [h["log_likelihood"] for h in est.history_] == \
+        [h["log_likelihood"] for h in reference.history_]
