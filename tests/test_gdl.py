@@ -118,7 +118,8 @@ def test_sparse_input_is_refused_with_advice():
 
 def test_all_identical_samples():
     X = np.ones((20, 4))
-    labels = GDLClustering(n_clusters=3).fit_predict(X)
+    with pytest.warns(UserWarning, match="only 1 distinct"):
+        labels = GDLClustering(n_clusters=3).fit_predict(X)
     assert np.unique(labels).size == 3
 
 
