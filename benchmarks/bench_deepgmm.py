@@ -82,15 +82,22 @@ def main():
 
         results = []
         for eta in [0.0] + ETAS:
-            d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
-                k, eta=eta, autoencoder=ae, epochs=args.epochs, random_state=seed).fit(Xf))
+            try:
+                d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
+                    k, eta=eta, autoencoder=ae, epochs=args.epochs,
+                    random_state=seed).fit(Xf))
+            except ValueError as exc:  # divergence is reported, not fatal
+                print(f"DeepGMM eta={eta:g} failed: {exc}", flush=True)
+                table.add(name, n, f"DeepGMM eta={eta:g}: diverged", *[float("nan")] * 5)
+                continue
             nmi = C.scores(y, d.labels_)[0]
             results.append((eta, d, t, peak, nmi))
             label = "DeepGMM (eta=0, ablation)" if eta == 0 else f"DeepGMM eta={eta:g}"
             row(label, d.labels_, d.transform(Xf), t, peak)
-        eta, d, t, peak, nmi = max(results[1:], key=lambda r: r[4])
-        row(f"DeepGMM best eta={eta:g} (chosen with labels)", d.labels_, d.transform(Xf),
-            t, peak)
+        if results[1:]:
+            eta, d, t, peak, nmi = max(results[1:], key=lambda r: r[4])
+            row(f"DeepGMM best eta={eta:g} (chosen with labels)", d.labels_,
+                d.transform(Xf), t, peak)
 
         if name in args.jule_on:
             def jule_gmm():

@@ -119,9 +119,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     ----------
     n_clusters : int, default=10
         Number of Gaussian components ``m``.
-    eta : float, default=0.01
+    eta : float, default=0.001
         Weight of the separability term; the paper picks it from
-        {0.1, 0.01, 0.001, 0.0001} per data set. 0 disables it.
+        {0.1, 0.01, 0.001, 0.0001} per data set (with the labels). 0 disables
+        it. Measured on USPS: 1e-4 and 1e-3 change little, 0.01 and 0.1 drag
+        all samples into one or two components (benchmarks/results/deepgmm.md).
     n_neighbor_components : int or None, default=None
         ``|n(k)|``; None means ``n_clusters // 2`` (the paper).
     autoencoder : AutoencoderTransformer or None, default=None
@@ -162,6 +164,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Seeds pretraining, EM and SGD; a fixed seed repeats on CPU.
     verbose : int, default=0
         Progress bars over pretraining and joint epochs when > 0.
+    max_grad_norm : float or None, default=10.0
+        Clip the norm of each batch's gradient (over all parameters). A
+        component that shrinks onto a few codes makes the ``1 / sigma^2``
+        gradients explode; without clipping COIL-20 diverged in the second
+        epoch with the paper's learning rate. None disables it.
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written after pretraining + EM and after every
         joint epoch. Running the same fit again (same data and parameters,
@@ -225,14 +232,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "checkpoint_dir": [str, os.PathLike, None],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, n_clusters=10, *, eta=0.01, n_neighbor_components=None, autoencoder=None,
+    def __init__(self, n_clusters=10, *, eta=0.001, n_neighbor_components=None, autoencoder=None,
                  epochs=20, batch_size=256, learning_rate=0.01, encoder_learning_rate=1e-4,
                  momentum=0.9, lr_step=10,
                  lr_decay=0.1, reconstruction_weight=1.0, gmm_n_init=5, reg_covar=1e-6,
                  image_shape=None, device="auto", random_state=None, verbose=0,
-                 checkpoint_dir=None):
+                 checkpoint_dir=None, max_grad_norm=10.0):
         self.n_clusters = n_clusters
         self.eta = eta
         self.n_neighbor_components = n_neighbor_components
@@ -252,6 +260,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.max_grad_norm = max_grad_norm
 
     # ------------------------------------------------------------------ fit
     def _pretrained(self, X_raw, seed):
@@ -318,6 +327,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         net = ae.network_.to(device)
         Xt = ae._network_tensor(X_raw)
         layer = GMMLayer(gmm.means_, gmm.covariances_, gmm.weights_).to(device)
+        params = list(net.parameters()) + list(layer.parameters())
         opt = torch.optim.SGD([
             dict(params=list(net.parameters()), base_lr=self.encoder_learning_rate),
             dict(params=list(layer.parameters()), base_lr=self.learning_rate),
@@ -361,6 +371,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 loss = -(loglik + self.eta * sep) + self.reconstruction_weight * rec
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                 opt.step()
                 sums += idx.numel() * np.array(
                     [float(loglik.detach()), float(sep.detach()), float(rec.detach())])

@@ -120,7 +120,8 @@ def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
 def test_divergence_is_reported(digits, ae):
     with pytest.raises(ValueError, match="diverged"):
         DeepGMMClustering(10, autoencoder=ae, epochs=3, learning_rate=50.0,
-                          encoder_learning_rate=1.0, random_state=0).fit(digits[0])
+                          encoder_learning_rate=1.0, max_grad_norm=None,
+                          random_state=0).fit(digits[0])
 
 
 def test_clusters_digits_and_eta_zero_is_the_ablation(digits, ae):
