@@ -29,11 +29,11 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._checkpoint import Checkpointer
+from ._checkpoint import Checkpointer, module_digest
 from ._graph import knn_vote
 from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
 from ._merge import MergeEngine
-from ._networks import build_cnn, build_mlp, resolve_device
+from ._networks import build_cnn, build_mlp, resolve_device, wrap_backbone
 from ._persistence import NetworkPickleMixin
 from ._progress import progress_bar
 from ._training import Trainer, embed
@@ -92,6 +92,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
         "checkpoint_dir": [str, os.PathLike, None],
+        "backbone": [callable, None],
     }
 
     def __init__(
@@ -127,6 +128,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         n_jobs=None,
         verbose=0,
         checkpoint_dir=None,
+        backbone=None,
     ):
         self.n_clusters = n_clusters
         self.image_shape = image_shape
@@ -158,6 +160,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.backbone = backbone
 
     # ------------------------------------------------------------------ pieces
     def _engine(self, n_neighbors, rng):
@@ -171,6 +174,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     def _build_network(self, image_shape, n_features, seed):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            if self.backbone is not None:
+                return wrap_backbone(self.backbone, image_shape, n_features,
+                                     self.embedding_dim)
             if image_shape is None:
                 return build_mlp(n_features, self.embedding_dim)
             return build_cnn(image_shape, self.embedding_dim)
@@ -215,8 +221,11 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
                           momentum=self.momentum, weight_decay=self.weight_decay,
                           lr_gamma=self.lr_gamma, lr_power=self.lr_power)
 
-        ckpt = (Checkpointer(self.checkpoint_dir, self, X)
-                if self.checkpoint_dir is not None else None)
+        ckpt = None
+        if self.checkpoint_dir is not None:
+            extra = (module_digest(self.backbone)
+                     if isinstance(self.backbone, torch.nn.Module) else b"")
+            ckpt = Checkpointer(self.checkpoint_dir, self, X, extra=extra)
         state = ckpt.load(device) if ckpt is not None else None
 
         engine = self._engine(ks, rng)
@@ -441,6 +450,15 @@ class JULEClustering(ClusterMixin, _JULEBase):
     verbose : int, default=0
         1: progress bars over periods and over the epochs of each period;
         2: also over merges.
+    backbone : torch.nn.Module, callable or None, default=None
+        Replaces the paper's CNN (or the MLP): a module mapping a batch of
+        inputs - ``(batch, C, H, W)`` for images, ``(batch, n_features)``
+        otherwise - to ``(batch, d)`` features, e.g. a pretrained network
+        loaded from disk; or a callable that builds such a module from the
+        input shape ``(C, H, W)`` / ``(n_features,)``. A linear layer to
+        ``embedding_dim`` and L2 normalisation are added on top, as in the
+        paper. The module is copied: the one passed in is never trained.
+        Inputs reach it standardised by one global mean and std.
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written at the end of every period (network,
         optimiser, random states, clusters). A fit that is killed and started

@@ -8,11 +8,13 @@ brings the map to 10 or below (MNIST 28x28: 28 -> 24 -> 12 -> 8, two convs and
 one pool). Images smaller than 5 pixels get a padded convolution.
 """
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "resolve_device"]
+__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "resolve_device", "wrap_backbone"]
 
 _TARGET = 10
 
@@ -86,6 +88,47 @@ def build_mlp(n_features, embedding_dim=160, hidden=512):
                          nn.ReLU(inplace=True))
     model = Embedder(body, hidden, embedding_dim)
     _init_gaussian(model)
+    return model
+
+
+def wrap_backbone(backbone, image_shape, n_features, embedding_dim):
+    """A user's module (or a builder of one) + linear head + L2 normalisation.
+
+    A dry run on two zero inputs checks that it maps ``(batch, ...)`` to
+    ``(batch, d)`` and finds ``d``.
+    """
+    in_shape = (n_features,) if image_shape is None else \
+        (image_shape[2], image_shape[0], image_shape[1])
+    if isinstance(backbone, nn.Module):
+        body = copy.deepcopy(backbone)
+    else:
+        body = backbone(in_shape)
+        if not isinstance(body, nn.Module):
+            raise ValueError(
+                f"backbone(input_shape) must return a torch.nn.Module; got {type(body).__name__}."
+            )
+    body = body.to("cpu")
+    was_training = body.training
+    body.eval()
+    try:
+        with torch.no_grad():
+            out = body(torch.zeros((2, *in_shape)))
+    except Exception as exc:
+        raise ValueError(
+            f"The backbone failed on a batch of inputs of shape (2, {', '.join(map(str, in_shape))}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        body.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"The backbone must return a (batch, features) tensor; for a batch of 2 it "
+            f"returned {shape}. End it with torch.nn.Flatten() (or pooling) so that it "
+            "outputs one feature vector per sample."
+        )
+    model = Embedder(body, int(out.shape[1]), embedding_dim)
+    _init_gaussian(model.head)
     return model
 
 

@@ -258,3 +258,37 @@ def test_interrupted_fit_never_looks_fitted(monkeypatch, digits):
         j.fit(rng.rand(300, 6, 6))
     assert j.n_features_in_ == 64
     np.testing.assert_array_equal(j.predict(X[:50]), before)
+
+
+def test_custom_backbone(digits):
+    from torch import nn
+
+    X, y = digits
+    body = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten())
+    before = {k: v.clone() for k, v in body.state_dict().items()}
+    j = JULEClustering(10, backbone=body, epochs_per_period=1, embedding_dim=16,
+                       random_state=0).fit(X)
+    assert j.embedding_.shape == (len(X), 16)
+    assert normalized_mutual_info_score(y, j.labels_) > 0.6
+    for k, v in body.state_dict().items():  # the module passed in is never trained
+        torch.testing.assert_close(v, before[k])
+    assert j.network_.body is not body
+
+    # A builder gets the input shape: (C, H, W) for images, (d,) for vectors.
+    seen = []
+
+    def build(shape):
+        seen.append(shape)
+        return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 12))
+
+    JULEClustering(10, backbone=build, epochs_per_period=1, random_state=0).fit(X[:300])
+    JULETransformer(10, backbone=build, epochs_per_period=1, random_state=0).fit(
+        X[:300].reshape(300, -1))
+    assert seen == [(1, 8, 8), (64,)]
+
+    with pytest.raises(ValueError, match=r"\(batch, features\)"):
+        JULEClustering(10, backbone=nn.Conv2d(1, 4, 3)).fit(X[:100])
+    with pytest.raises(ValueError, match="backbone failed"):
+        JULEClustering(10, backbone=nn.Linear(5, 3)).fit(X[:100])
+    with pytest.raises(ValueError, match="must return a torch.nn.Module"):
+        JULEClustering(10, backbone=lambda shape: "resnet").fit(X[:100])
