@@ -16,6 +16,10 @@ from skjule._deepgmm import GMMLayer, _joint_log_prob, separability
 TINY_AE = dict(hidden_dims=(16,), epochs=2, random_state=0)
 
 
+# scikit-learn's estimator checks, all of them. The only skips come from scikit-learn
+# itself: check_array_api_input is skipped unless SCIPY_ARRAY_API=1 is set. It does
+# not apply: skjule estimators take numpy-convertible input (torch and numba kernels
+# run on numpy/CPU tensors) and do not declare array-API support.
 @parametrize_with_checks([
     DeepGMMClustering(3, epochs=2, autoencoder=AutoencoderTransformer(3, **TINY_AE),
                       random_state=0),

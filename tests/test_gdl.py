@@ -8,6 +8,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skjule import GDLClustering, cut_hierarchy
 
 
+# scikit-learn's estimator checks, all of them. The only skips come from scikit-learn
+# itself: check_array_api_input is skipped unless SCIPY_ARRAY_API=1 is set. It does
+# not apply: skjule estimators take numpy-convertible input (torch and numba kernels
+# run on numpy/CPU tensors) and do not declare array-API support.
 @parametrize_with_checks([GDLClustering()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)

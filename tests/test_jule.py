@@ -14,6 +14,10 @@ from skjule._networks import build_cnn, conv_plan, resolve_device
 FAST = dict(epochs_per_period=2, n_neighbors=10, embedding_dim=16, random_state=0)
 
 
+# scikit-learn's estimator checks, all of them. The only skips come from scikit-learn
+# itself: check_array_api_input is skipped unless SCIPY_ARRAY_API=1 is set. It does
+# not apply: skjule estimators take numpy-convertible input (torch and numba kernels
+# run on numpy/CPU tensors) and do not declare array-API support.
 @parametrize_with_checks([JULEClustering(**FAST), JULETransformer(**FAST)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
