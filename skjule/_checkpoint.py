@@ -14,7 +14,6 @@ The files are read with ``torch.load(weights_only=False)``: only point
 """
 
 import hashlib
-import io
 import os
 import tempfile
 import warnings
@@ -93,12 +92,10 @@ class Checkpointer:
 
     def save(self, state):
         """Write ``state`` atomically (temporary file, fsync, rename)."""
-        buf = io.BytesIO()
-        torch.save(dict(state, format=_FORMAT, key=self.key), buf)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(buf.getbuffer())
+                torch.save(dict(state, format=_FORMAT, key=self.key), f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

@@ -403,10 +403,12 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             means = layer.means.detach().to("cpu", torch.float64).numpy()
             variances = torch.exp(2 * layer.log_std.detach().to("cpu", torch.float64)).numpy()
             weights = torch.softmax(layer.logits.detach().to("cpu", torch.float64), 0).numpy()
-        codes = ae.transform(X_raw)
-        order = _first_appearance_order(
-            self._posterior(codes, means, variances, weights)[1].argmax(axis=1), k)
+        component = self._posterior(ae.transform(X_raw), means, variances,
+                                    weights)[1].argmax(axis=1)
+        order = _first_appearance_order(component, k)
         means, variances, weights = means[order], variances[order], weights[order]
+        rank = np.empty(k, dtype=np.int64)
+        rank[order] = np.arange(k)
         self.autoencoder_ = ae
         self.gmm_init_ = gmm
         self.labels_init_ = labels_init
@@ -415,7 +417,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.weights_ = weights
         self.history_ = history
         self.n_neighbor_components_ = n_nb
-        self.labels_ = self._posterior(codes)[1].argmax(axis=1)
+        self.labels_ = rank[component]  # the components renumbered by `order`
         return self
 
     def _log_prob(self, layer, code):

@@ -109,18 +109,19 @@ def check_n_clusters(n_clusters, n_samples, name="n_clusters"):
     return int(n_clusters)
 
 
-def count_distinct_rows(X, limit=None):
-    """Number of distinct rows of ``X`` (up to ``limit``), in O(n d).
+def count_distinct_rows(X):
+    """Number of distinct rows of ``X``, in O(n d) without copying ``X``.
 
-    Rows are compared through a random projection (and their squared norm),
-    so exact duplicates always coincide and distinct rows coincide with
-    probability zero.
+    Rows are compared through two random projections, so exact duplicates
+    always coincide and distinct rows coincide with probability zero. The
+    projection vectors are divided by the largest magnitude of ``X`` (not
+    ``X`` itself), so data near the float limits neither overflows nor needs
+    a scaled copy.
     """
-    r = np.random.RandomState(12345).standard_normal(X.shape[1])
+    R = np.random.RandomState(12345).standard_normal((X.shape[1], 2))
+    scale = float(np.max(np.abs(X))) if X.size else 1.0
     with np.errstate(over="ignore", invalid="ignore"):
-        scale = float(np.max(np.abs(X))) if X.size else 1.0
-        Xs = X / (scale if scale > 0 else 1.0)
-        keys = np.stack([Xs @ r, np.einsum("ij,ij->i", Xs, Xs)], axis=1)
+        keys = X @ (R / (scale if scale > 0 else 1.0)).astype(X.dtype)
     return np.unique(keys, axis=0).shape[0]
 
 
