@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,dask]"
+	$(PY) -m pip install -q -e ".[test,dask,plot,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,193 @@
+"""Benchmark plumbing shared by ``skjule benchmark`` and ``benchmarks/``.
+
+Loads the benchmark ``.npz`` files (``X`` images, ``y`` labels, as in
+``../shared/datasets``), times a method, records its peak memory and prints
+one markdown table with scikit-learn baselines run in the same process.
+"""
+
+import gc
+import hashlib
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+from sklearn.metrics import normalized_mutual_info_score
+
+from .metrics import clustering_accuracy
+
+# name -> (file, slice of samples)
+DATASETS = {
+    "mnist-test": ("mnist.npz", slice(60000, None)),
+    "mnist-full": ("mnist.npz", slice(None)),
+    "usps": ("usps.npz", slice(None)),
+    "coil20": ("coil20.npz", slice(None)),
+    "coil100": ("coil100.npz", slice(None)),
+    "umist": ("umist.npz", slice(None)),
+}
+
+SHA256 = {
+    "mnist.npz": "d24f62cd7130cb5d9120db443011ab08e8c6ead5a8556ca6663753050467685d",
+    "usps.npz": "e278e84b49a7ef26c95466169cce52a336acadc70264113495a2feed59e1fff4",
+    "coil20.npz": "c7eb152ea5782a7d315eaa115bba8d9ab9305dc78bdc3fce326ebcd9bae9f874",
+    "coil100.npz": "4225fbd49c6985ddb2d9c5bc88ac3470263d53da951e3509de93f7b7730085d7",
+    "umist.npz": "2ccb2981815d745760889baf45076108e19cac2ab5d319e8b342a7d024cded1a",
+}
+
+
+def load_benchmark(data_home, name, verify=True):
+    """Images and labels of a benchmark set stored as ``<data_home>/<file>.npz``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name. FileNotFoundError when the file is missing;
+        OSError when its sha256 is not the pinned one.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown data set {name!r}; choose from {', '.join(DATASETS)}.")
+    fname, sl = DATASETS[name]
+    path = os.path.join(data_home, fname)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: --data-home must be the folder "
+                                f"holding {fname}.")
+    if verify:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != SHA256[fname]:
+            raise OSError(f"{path} is damaged: sha256 {h.hexdigest()} != {SHA256[fname]}")
+    with np.load(path) as d:
+        return d["X"][sl], d["y"][sl]
+
+
+def flat_l2(X):
+    """Rows flattened to float32 and scaled to unit L2 norm (zero rows kept)."""
+    X = X.reshape(len(X), -1).astype(np.float32)
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    n[n == 0] = 1
+    return X / n
+
+
+def _status_mb(key):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure(fn):
+    """Run ``fn()``; return (result, seconds, peak RSS in MB during the call,
+    peak minus RSS before the call in MB). Linux resets the kernel's peak-RSS
+    counter before the call (/proc/self/clear_refs); elsewhere the peak is
+    NaN."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _status_mb("VmRSS")
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    peak = _status_mb("VmHWM")
+    return out, dt, peak, peak - base
+
+
+def scores(y, labels):
+    """(NMI, ACC) of ``labels`` against ``y``."""
+    return normalized_mutual_info_score(y, labels), clustering_accuracy(y, labels)
+
+
+def fmt(v):
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+class Table:
+    """Markdown table printed row by row as results come in."""
+
+    def __init__(self, columns, file=None):
+        self.columns = columns
+        self.rows = []
+        self.file = sys.stdout if file is None else file
+
+    def header(self):
+        print("| " + " | ".join(self.columns) + " |", file=self.file)
+        print("|" + "|".join("---" for _ in self.columns) + "|", file=self.file, flush=True)
+
+    def add(self, *row):
+        self.rows.append(row)
+        print("| " + " | ".join(fmt(v) for v in row) + " |", file=self.file, flush=True)
+
+    def markdown(self):
+        lines = ["| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def machine_line():
+    import sklearn
+    import torch
+
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, torch {torch.__version__}")
+
+
+# ------------------------------------------------------------------ methods
+
+
+def _methods(k, seed):
+    from sklearn.cluster import KMeans, SpectralClustering
+
+    from ._deepgmm import DeepGMMClustering
+    from ._gdl import GDLClustering
+    from ._jule import JULEClustering
+
+    return {
+        "kmeans": ("KMeans", lambda X: KMeans(k, n_init=10, random_state=seed)
+                   .fit_predict(flat_l2(X))),
+        "spectral": ("SpectralClustering (kNN 20)", lambda X: SpectralClustering(
+            k, affinity="nearest_neighbors", n_neighbors=20, random_state=seed,
+            assign_labels="cluster_qr").fit_predict(flat_l2(X))),
+        "gdl": ("GDLClustering", lambda X: GDLClustering(k, random_state=seed)
+                .fit_predict(X)),
+        "jule": ("JULEClustering", lambda X: JULEClustering(k, random_state=seed)
+                 .fit_predict(X)),
+        "deepgmm": ("DeepGMMClustering", lambda X: DeepGMMClustering(k, random_state=seed)
+                    .fit_predict(X)),
+    }
+
+
+METHODS = ("kmeans", "spectral", "gdl", "jule", "deepgmm")
+
+
+def run_benchmark(data_home, datasets, methods=("kmeans", "spectral", "gdl"), seed=0,
+                  file=None):
+    """Cluster each data set with each method; print and return the table."""
+    table = Table(["dataset", "n", "K", "method", "NMI", "ACC", "seconds", "peak MB"],
+                  file=file)
+    table.header()
+    for name in datasets:
+        X, y = load_benchmark(data_home, name)
+        k = len(np.unique(y))
+        registry = _methods(k, seed)
+        for m in methods:
+            label, run = registry[m]
+            labels, dt, peak, _ = measure(lambda: run(X))
+            nmi, acc = scores(y, labels)
+            table.add(name, len(X), k, label, nmi, acc, dt, peak)
+    return table
