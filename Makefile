@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart_digits.py
+	$(PY) examples/plot_quickstart_digits.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

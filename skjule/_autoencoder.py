@@ -326,7 +326,7 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self, "network_")
         codes = np.asarray(codes, dtype=np.float32)

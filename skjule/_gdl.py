@@ -77,14 +77,14 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         Cluster labels ``0 .. n_clusters_ - 1``.
     n_clusters_ : int
         Number of clusters found.
-    children_ : ndarray of shape (n_samples - n_clusters_, 2)
+    children_ : ndarray of shape (n_merges, 2)
         The merges in order, as in
         :attr:`sklearn.cluster.AgglomerativeClustering.children_`: values
         below ``n_samples`` are samples, value ``n_samples + i`` is the
         cluster formed by row ``i``. The first ``n_samples -
         n_initial_clusters_`` rows build the initial 1-NN over-clustering.
         Cut it with :func:`skjule.cut_hierarchy`.
-    merge_losses_ : ndarray of shape (n_samples - n_clusters_,)
+    merge_losses_ : ndarray of shape (n_merges,)
         The eq. 7 loss of each merge (negative; larger means a weaker merge).
         NaN for the initial 1-NN links, 0 for merges by centroid distance
         (clusters with no affinity to any other), minus the affinity for
