@@ -122,7 +122,8 @@ def _load_input(args):
     if path.is_dir():
         try:
             data = load_image_folder(path, resize=args.resize,
-                                     color="grey" if args.grey else "auto", labels=None)
+                                     color="grey" if args.grey else "auto", labels=None,
+                                     verbose=0 if args.quiet else 1)
         except ValueError as exc:
             msg = str(exc).replace("pass resize=(height, width)", "pass --resize PX")
             raise CLIError(msg) from None

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._progress import progress_bar
+
 __all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -31,7 +33,7 @@ def _is_colour(im):
 
 
 def load_image_folder(path, *, resize=None, color="auto", labels="auto",
-                      extensions=IMAGE_EXTENSIONS):
+                      extensions=IMAGE_EXTENSIONS, verbose=0):
     """Load every image file under a folder into one array.
 
     Parameters
@@ -51,6 +53,8 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
         every image is in a sub-folder; ``None`` never labels.
     extensions : tuple of str
         File-name endings recognised as images (case-insensitive).
+    verbose : int, default=0
+        Show a progress bar while the images are decoded.
 
     Returns
     -------
@@ -119,7 +123,9 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
         size = distinct[0]
     rgb = color == "rgb" or (color == "auto" and colour)
     out = np.empty((len(files), *size, 3) if rgb else (len(files), *size), dtype=np.uint8)
+    bar = progress_bar(total=len(files), desc="reading images", enabled=verbose > 0)
     for i, f in enumerate(files):
+        bar.update()
         try:
             with Image.open(f) as im:
                 im = im.convert("RGB" if rgb else "L")
@@ -128,6 +134,7 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
                 out[i] = np.asarray(im)
         except (UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"Cannot read the image {f}: {exc}") from None
+    bar.close()
 
     rel = [f.relative_to(root) for f in files]
     in_sub = [len(r.parts) > 1 for r in rel]
