@@ -166,7 +166,9 @@ def plot_history(estimator, ax=None):
     ax = _axes(ax, figsize=(6, 4))
     ax.plot(x, clusters, "o-", color="C0")
     ax.set_yscale("log")
-    ax.set_xlabel("period")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("period (the loss is that of the training before each merge)")
     ax.set_ylabel("clusters", color="C0")
     right = ax.twinx()
     right.plot(x[1:], [h.get("mean_loss", np.nan) for h in periods], "s--", color="C1")

@@ -1,0 +1,127 @@
+"""How GDLClustering scales: seconds and peak memory from 10k to 1M samples.
+
+Synthetic data: a mixture of K=50 well-separated Gaussians in 50 dimensions
+(known labels), n = 10k, 100k, 300k, 1M; plus MNIST-full pixels (70,000 x 784)
+when --data-home is given. For each size, in this one process:
+
+* the kNN graph alone (``knn_graph``: exact search up to 20k samples,
+  pynndescent beyond), to split the time;
+* ``GDLClustering(K).fit`` end to end, as a user calls it (its own graph
+  included), with its progress bars off;
+* scikit-learn's ``AgglomerativeClustering(ward)`` on the kNN connectivity
+  of the graph above, while the size stays within the budget (its time
+  extrapolated from the previous size by n^2 under --budget-seconds).
+
+    python benchmarks/bench_scale.py --data-home ../shared/datasets \
+        --output benchmarks/results/scale.md
+"""
+
+import argparse
+import math
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import AgglomerativeClustering
+
+import _common as C
+from skjule import GDLClustering
+from skjule._graph import knn_graph
+
+
+def mixture(n, k=50, d=50, seed=0):
+    """n points of k Gaussians in d dimensions: centres N(0, I), noise 0.3."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)).astype(np.float32)
+    y = rng.integers(0, k, n)
+    X = centres[y] + np.float32(0.3) * rng.standard_normal((n, d), dtype=np.float32)
+    return X, y
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data-home", help="folder with mnist.npz (adds MNIST-full)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000,
+                                                              1_000_000])
+    p.add_argument("--budget-seconds", type=float, default=1800)
+    p.add_argument("--output")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    C.warm_up()
+    table = C.Table(["data", "n", "d", "K", "method", "NMI", "ACC", "seconds", "peak MB",
+                     "peak-base MB"])
+    table.header()
+    runs = [("mixture", n) for n in args.sizes]
+    if args.data_home:
+        runs.append(("MNIST-full pixels", 70_000))
+    ward_time = {}
+    fit_times = []
+    for name, n in runs:
+        if name == "mixture":
+            X, y = mixture(n, seed=args.seed)
+        else:
+            X, y = C.load(args.data_home, "mnist-full")
+            X = C.flat_l2(X)
+        k = len(np.unique(y))
+        Xn = C.flat_l2(X)
+
+        g, t, peak, dpeak = C.measure(lambda: knn_graph(
+            Xn, 20, random_state=np.random.RandomState(args.seed)))
+        neighbours = g.indices
+        del g
+        table.add(name, n, X.shape[1], k, "kNN graph (Ks=20)", float("nan"), float("nan"),
+                  t, peak, dpeak)
+
+        est, t, peak, dpeak = C.measure(
+            lambda: GDLClustering(k, random_state=args.seed).fit(X))
+        table.add(name, n, X.shape[1], k, "GDLClustering.fit (end to end)",
+                  *C.scores(y, est.labels_), t, peak, dpeak)
+        if name == "mixture":
+            fit_times.append((n, t))
+        del est
+
+        prev = [(m, s) for m, s in ward_time.items() if m < n]
+        predicted = max((s * (n / m) ** 2 for m, s in prev), default=0.0)
+        if predicted > args.budget_seconds:
+            table.add(name, n, X.shape[1], k, "AgglomerativeClustering (ward, kNN conn.)",
+                      float("nan"), float("nan"), f"skipped: ~{predicted / 60:.0f} min "
+                      "predicted", float("nan"), float("nan"))
+        else:
+            def ward():
+                rows = np.repeat(np.arange(n), neighbours.shape[1])
+                conn = sparse.csr_matrix((np.ones(rows.size), (rows, neighbours.ravel())),
+                                         shape=(n, n))
+                return AgglomerativeClustering(k, linkage="ward",
+                                               connectivity=conn).fit_predict(Xn)
+
+            labels, t, peak, dpeak = C.measure(ward)
+            if name == "mixture":
+                ward_time[n] = t
+            table.add(name, n, X.shape[1], k,
+                      "AgglomerativeClustering (ward, kNN conn.)", *C.scores(y, labels),
+                      t, peak, dpeak)
+
+    notes = [NOTES]
+    if len(fit_times) >= 2:
+        ns, ts = np.array(fit_times, dtype=float).T
+        slope = np.polyfit(np.log(ns), np.log(ts), 1)[0]
+        per = [f"{t / (n * math.log(n)) * 1e6:.2f}" for n, t in fit_times]
+        line = (f"GDLClustering.fit on the mixture: log-log slope of seconds against n = "
+                f"{slope:.2f} (1 = linear; n log n over this range looks like ~1.1); "
+                f"seconds / (n ln n) x 1e6 at each size: {', '.join(per)}.")
+        print("\n" + line)
+        notes.append(line)
+    C.write(args.output, "Scaling benchmark", table, "\n\n".join(notes))
+
+
+NOTES = """
+`seconds` and `peak MB` (the process's peak resident memory during the call, kernel counter
+reset before it; `peak-base MB` the part above what was held before) per row. The kNN graph
+row is timed on its own to split the time; GDLClustering.fit builds its own graph again, so
+its seconds include one graph. Ward gets the kNN graph as connectivity (its graph time is not
+included in its seconds). pynndescent and skjule's numba kernels are compiled before the
+first row.
+"""
+
+if __name__ == "__main__":
+    main()
