@@ -3,8 +3,9 @@ Transferring a representation between MNIST and USPS (needs the benchmark data)
 ================================================================================
 
 The paper's Table 6: train JULE on one digit set, embed the other set with
-the trained network (images resized to the network's input size) and cluster
-those features with the agglomerative engine. Compared with clustering the
+the trained network (images brought to the source set's size and layout:
+MNIST digits sit in the central 20x20 pixels of their frame, USPS digits fill
+it) and cluster those features with the agglomerative engine. Compared with clustering the
 raw pixels of the target set, and with JULE trained on the target set itself.
 
 Run::
@@ -42,12 +43,24 @@ def load(data_home, name):
 
 def resize(images, size):
     """Bilinear (antialiased) resize of grey images to size x size, in [0, 1]."""
-    x = torch.as_tensor(images, dtype=torch.float32)
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     if x.max() > 1.5:
         x = x / 255.0
     x = torch.nn.functional.interpolate(x[:, None], size=(size, size), mode="bilinear",
                                         antialias=True, align_corners=False)
     return x[:, 0].numpy()
+
+
+def to_layout(images, size):
+    """Bring digits to the other set's layout: MNIST digits sit in the central
+    20x20 of a 28x28 frame, USPS digits fill their 16x16 frame. So USPS goes to
+    MNIST as 20x20 padded by 4 pixels, MNIST to USPS as its central 20x20."""
+    h = images.shape[1]
+    if h == 16 and size == 28:
+        return np.pad(resize(images, 20), ((0, 0), (4, 4), (4, 4)))
+    if h == 28 and size == 16:
+        return resize(np.asarray(images)[:, 4:24, 4:24], 16)
+    return resize(images, size)
 
 
 def main():
@@ -69,7 +82,7 @@ def main():
         Xt, yt = sets[target]
         t = time.perf_counter()
         net = JULETransformer(n_clusters=10, random_state=args.seed).fit(Xs)
-        Xt_resized = resize(Xt, net.sample_shape_[0])
+        Xt_resized = to_layout(Xt, net.sample_shape_[0])
         feats = net.transform(Xt_resized)
         transfer = GDLClustering(10).fit_predict(feats)
         raw = GDLClustering(10).fit_predict(Xt)

@@ -230,6 +230,11 @@ def knn_graph(X, n_neighbors=20, *, a=1.0, method="auto", random_state=None,
     n = X.shape[0]
     if n < 2:
         raise ValueError(f"A kNN graph needs at least 2 samples; got {n}.")
+    if not np.isfinite(X).all():
+        # NaN distances would make the merge loop spin: refuse them here,
+        # whoever the caller is.
+        raise ValueError("A kNN graph needs finite features; X holds NaN or infinite "
+                         "values.")
     k = min(int(n_neighbors), n - 1)
     indices, sqdist = knn_search(
         X, k, method=method, random_state=random_state, n_jobs=n_jobs, verbose=verbose

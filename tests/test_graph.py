@@ -117,3 +117,13 @@ def test_nndescent_recall():
     assert recall > 0.95
     assert not np.any(approx == np.arange(5000)[:, None])
     assert np.all(np.diff(d2, axis=1) >= 0)
+
+
+def test_knn_graph_rejects_non_finite_features():
+    X = np.random.RandomState(0).rand(30, 4)
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="finite features"):
+        knn_graph(X, 5)
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match="finite features"):
+        knn_graph(X, 5)
