@@ -178,12 +178,12 @@ def _fetch_idx(name, data_home, subset, download_if_missing, return_X_y, descr):
     return _result(arrays, subset, int(arrays["n_train"]), return_X_y, descr)
 
 
-_COMMON = """
+_DOC = """
     Parameters
     ----------
     data_home : str or path-like, default=None
         Cache folder; see :func:`get_data_home`.
-    {subset}download_if_missing : bool, default=True
+    {param}download_if_missing : bool, default=True
         Download the data when it is not cached; if False, raise ``OSError``.
     return_X_y : bool, default=False
         Return ``(images, target)`` instead of a Bunch.
@@ -192,14 +192,16 @@ _COMMON = """
     -------
     data : :class:`~sklearn.utils.Bunch`
         ``images`` ({shape}), ``data`` (the images flattened, a view),
-        ``target`` (int64, 0-based), ``n_train`` (number of training samples
-        at the start of ``images`` when ``subset="all"``), ``DESCR``{extra}.
+        ``target`` (int64, 0-based), {extra}``DESCR``.
     (images, target) : tuple if ``return_X_y`` is True.
 """
-_SUBSET = """subset : {'all', 'train', 'test'}, default='all'
+_SPLIT = dict(
+    param="""subset : {'all', 'train', 'test'}, default='all'
         Which part: the training images, the test images or both (training
         first).
-    """
+    """,
+    extra="""``n_train`` (number of training samples at the start of
+        ``images`` when ``subset="all"``), """)
 
 
 def fetch_mnist(*, data_home=None, subset="all", download_if_missing=True,
@@ -218,13 +220,13 @@ fetch_mnist.__doc__ = """MNIST digits (LeCun et al.), 70,000 images of 28x28, 10
 
     Downloaded in the original IDX format from a public mirror and verified
     against pinned sha256 sums.
-""" + _COMMON.format(subset=_SUBSET, shape="uint8 of shape (n, 28, 28)", extra="")
+""" + _DOC.format(shape="uint8 of shape (n, 28, 28)", **_SPLIT)
 
 fetch_fashion_mnist.__doc__ = """Fashion-MNIST (Xiao et al.), 70,000 images of 28x28, 10 classes.
 
     Downloaded in the original IDX format from Zalando's public bucket and
     verified against pinned sha256 sums.
-""" + _COMMON.format(subset=_SUBSET, shape="uint8 of shape (n, 28, 28)", extra="")
+""" + _DOC.format(shape="uint8 of shape (n, 28, 28)", **_SPLIT)
 
 
 def fetch_usps(*, data_home=None, subset="all", download_if_missing=True,
@@ -246,7 +248,7 @@ fetch_usps.__doc__ = """USPS digits, 9,298 images of 16x16 in [0, 1], 10 classes
     Downloaded from the LIBSVM data page (``usps.bz2``, ``usps.t.bz2``) and
     verified against the md5 sums torchvision publishes (no sha256 is
     published for these files). The JULE paper used an 11,000-image copy.
-""" + _COMMON.format(subset=_SUBSET, shape="float32 of shape (n, 16, 16)", extra="")
+""" + _DOC.format(shape="float32 of shape (n, 16, 16)", **_SPLIT)
 
 
 def _fetch_coil(name, data_home, image_size, download_if_missing, return_X_y, descr):
@@ -267,30 +269,17 @@ def _fetch_coil(name, data_home, image_size, download_if_missing, return_X_y, de
     return _result(arrays, "all", None, return_X_y, descr, pose=arrays["pose"])
 
 
-_COIL_DOC = """
+_COIL_INTRO = """
     Downloaded from Columbia's CAVE page as the original ZIP of PNG files. No
     checksum is published for it: the sha256 of the first download is
     recorded in ``data_home`` and later downloads must match it.
-
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        Cache folder; see :func:`get_data_home`.
-    image_size : int or (int, int), default=None
-        Resize every image (Lanczos) to this size; ``None`` keeps 128x128.
-    download_if_missing : bool, default=True
-        Download the data when it is not cached; if False, raise ``OSError``.
-    return_X_y : bool, default=False
-        Return ``(images, target)`` instead of a Bunch.
-
-    Returns
-    -------
-    data : :class:`~sklearn.utils.Bunch`
-        ``images`` ({shape}), ``data`` (flattened view), ``target`` (object
-        number, 0-based), ``pose`` (pose index or angle from the file name),
-        ``DESCR``.
-    (images, target) : tuple if ``return_X_y`` is True.
 """
+_COIL = dict(
+    param="""image_size : int or (int, int), default=None
+        Resize every image (Lanczos) to this size; ``None`` keeps 128x128.
+    """,
+    extra="""``pose`` (pose index or angle from the file
+        name), """)
 
 
 def fetch_coil20(*, data_home=None, image_size=None, download_if_missing=True,
@@ -306,6 +295,7 @@ def fetch_coil100(*, data_home=None, image_size=None, download_if_missing=True,
 
 
 fetch_coil20.__doc__ = ("COIL-20 objects, 1,440 grey images of 128x128, 20 classes.\n"
-                        + _COIL_DOC.format(shape="uint8 of shape (n, 128, 128)"))
+                        + _COIL_INTRO + _DOC.format(shape="uint8 of shape (n, 128, 128)", **_COIL))
 fetch_coil100.__doc__ = ("COIL-100 objects, 7,200 RGB images of 128x128, 100 classes.\n"
-                         + _COIL_DOC.format(shape="uint8 of shape (n, 128, 128, 3)"))
+                         + _COIL_INTRO
+                         + _DOC.format(shape="uint8 of shape (n, 128, 128, 3)", **_COIL))
