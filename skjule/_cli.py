@@ -161,9 +161,6 @@ def _write_montages(folder, images, labels, per_cluster, seed):
 
     from ._montage import cluster_samples, make_montage
 
-    if images.ndim == 2:
-        raise CLIError("--montage needs images; the input holds feature vectors of "
-                       f"shape {images.shape}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     width = len(str(int(labels.max())))
@@ -181,6 +178,12 @@ def _cluster(args):
     if args.n_clusters > len(X):
         raise CLIError(f"--n-clusters {args.n_clusters} is more than the {len(X)} "
                        "samples in the input")
+    # Everything that can be checked is checked before the (long) fit.
+    if args.montage and X.ndim == 2:
+        raise CLIError("--montage needs images; the input holds feature vectors of "
+                       f"shape {X.shape}")
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise CLIError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist")
     est = _estimator(args)
     try:
         labels = est.fit_predict(X)

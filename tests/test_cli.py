@@ -131,6 +131,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert main(["cluster", str(bad), "-k", "2"]) == 1
     _one_line_error(capsys, "bad.npy")
 
+    assert main(["cluster", str(folder), "-k", "2", "--resize", "6", "--out",
+                 str(tmp_path / "no" / "l.csv")]) == 1
+    _one_line_error(capsys, "does not exist")
+
     with pytest.raises(SystemExit) as exc:
         main(["cluster", str(folder), "-k", "0"])
     assert exc.value.code == 2
