@@ -103,15 +103,15 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     for i in range(4):
         Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(folder / f"{i}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    assert main(["cluster", str(folder), "-k", "2", "--method", "gdl"]) == 1
+    assert main(["cluster", str(folder), "-k", "2", "--method", "gdl", "-q"]) == 1
     _one_line_error(capsys, "broken.png")
 
     (folder / "broken.png").unlink()
     Image.fromarray(np.zeros((9, 9), np.uint8)).save(folder / "big.png")
-    assert main(["cluster", str(folder), "-k", "2", "--method", "gdl"]) == 1
+    assert main(["cluster", str(folder), "-k", "2", "--method", "gdl", "-q"]) == 1
     _one_line_error(capsys, "different sizes", "--resize PX")
 
-    assert main(["cluster", str(folder), "-k", "9", "--method", "gdl", "--resize", "6"]) == 1
+    assert main(["cluster", str(folder), "-k", "9", "--method", "gdl", "--resize", "6", "-q"]) == 1
     _one_line_error(capsys, "more than the 5 samples")
 
     text = tmp_path / "x.txt"
@@ -132,7 +132,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     _one_line_error(capsys, "bad.npy")
 
     assert main(["cluster", str(folder), "-k", "2", "--resize", "6", "--out",
-                 str(tmp_path / "no" / "l.csv")]) == 1
+                 str(tmp_path / "no" / "l.csv"), "-q"]) == 1
     _one_line_error(capsys, "does not exist")
 
     with pytest.raises(SystemExit) as exc:
