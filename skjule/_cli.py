@@ -184,11 +184,7 @@ def _cluster(args):
                        f"shape {X.shape}")
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise CLIError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist")
-    est = _estimator(args)
-    try:
-        labels = est.fit_predict(X)
-    except ValueError as exc:
-        raise CLIError(str(exc).splitlines()[0]) from None
+    labels = _estimator(args).fit_predict(X)  # a ValueError is reported by main()
     out = open(args.out, "w", newline="") if args.out else sys.stdout
     try:
         w = csv.writer(out)

@@ -57,7 +57,8 @@ def plot_cluster_montage(images, labels, *, n_per_cluster=12, max_clusters=None,
                          f"each; got {images.shape} and {labels.shape}.")
     images = to_uint8(images)
     picks = cluster_samples(labels, n_per_cluster, random_state)
-    ks = sorted(picks, key=lambda k: -np.sum(labels == k))
+    sizes = dict(zip(*np.unique(labels, return_counts=True)))
+    ks = sorted(picks, key=lambda k: -sizes[k])
     ks = sorted(ks[:max_clusters]) if max_clusters else sorted(ks)
     blank = np.full_like(images[:1], 255)
     rows = []
@@ -70,7 +71,7 @@ def plot_cluster_montage(images, labels, *, n_per_cluster=12, max_clusters=None,
     ax.imshow(sheet, cmap="gray" if sheet.ndim == 2 else None, interpolation="nearest")
     h = sheet.shape[0] / len(ks)
     ax.set_yticks((np.arange(len(ks)) + 0.5) * h)
-    ax.set_yticklabels([f"{k} ({int(np.sum(labels == k))})" for k in ks])
+    ax.set_yticklabels([f"{k} ({int(sizes[k])})" for k in ks])
     ax.set_xticks([])
     ax.set_ylabel("cluster (size)")
     return ax
