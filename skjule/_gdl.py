@@ -8,10 +8,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._graph import knn_vote
-from ._merge import MergeEngine
+from ._merge import MergeEngine, cut_hierarchy
+from ._nclusters import choose_n_clusters
 from ._validation import (
     check_features,
     check_n_clusters,
+    check_threshold_params,
     fit_guard,
     l2_normalize,
     resolve_n_neighbors,
@@ -34,14 +36,28 @@ class GDLClustering(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : int, default=10
-        Number of clusters to find.
+    n_clusters : int or None, default=10
+        Number of clusters to find. ``None`` chooses it from the merge
+        history: at ``distance_threshold`` when one is given, otherwise by
+        the automatic rule (the most modular cut of the hierarchy on the kNN
+        graph, fragments under a quarter of the mean cluster size not
+        counted, one cluster when the data are no more clustered than a
+        Gaussian); see the user guide, "Unknown number of clusters".
+        The fit then costs about two to three times a fit with known K.
+    distance_threshold : float or None, default=None
+        With ``n_clusters=None``: merging stops at the first merge whose
+        eq. 7 loss (see ``merge_losses_``, always <= 0; closer to 0 is a
+        weaker merge) is at or above this value. Merges are greedy, smallest
+        loss first, so no pair of the remaining clusters merges more strongly.
+        No small-cluster cut is applied. Read ``merge_losses_`` of a fit to
+        choose it.
     n_neighbors : int or "auto", default=20
         ``Ks``: out-degree of the kNN graph (the paper's 20). ``"auto"`` takes
         ``n_samples / n_clusters / 7`` clipped to [5, 20], which keeps the
         neighbourhoods inside clusters of a few dozen samples: measured NMI
         COIL-20 0.899 -> 0.945 (Ks 10) and UMist 0.774 -> 0.897 (Ks 5), no change on
-        USPS or MNIST (Ks 20).
+        USPS or MNIST (Ks 20). With ``n_clusters=None`` the K of a first pass
+        with ``Ks = 20`` stands in for ``n_clusters``.
     a : float, default=1.0
         ``sigma^2 = a * mean squared neighbour distance`` in eq. 4.
     n_cluster_neighbors : int, default=5
@@ -76,7 +92,18 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     labels_ : ndarray of shape (n_samples,)
         Cluster labels ``0 .. n_clusters_ - 1``.
     n_clusters_ : int
-        Number of clusters found.
+        Number of clusters found (the choice, with ``n_clusters=None``).
+    modularity_ : ndarray of shape (n_initial_clusters_,)
+        Only with ``n_clusters=None``: ``modularity_[k - 1]`` is the
+        modularity of the full hierarchy's cut at ``k`` clusters (NaN where
+        the hierarchy has no such cut). Plot it to see how clear the choice is.
+    cut_ratio_ : float
+        Only with ``n_clusters=None`` and no threshold: on a subset of at most
+        2,000 samples, the share of kNN-graph weight between the clusters of
+        the most modular cut, divided by the share the same cut of a Gaussian
+        with the data's mean and covariance severs. Below 0.6 the data are
+        taken to have clusters; otherwise ``n_clusters_`` is 1 (with a
+        warning).
     children_ : ndarray of shape (n_merges, 2)
         The merges in order, as in
         :attr:`sklearn.cluster.AgglomerativeClustering.children_`: values
@@ -132,7 +159,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
+        "distance_threshold": [Real, None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "a": [Interval(Real, 0, None, closed="neither")],
         "n_cluster_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -150,6 +178,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         self,
         n_clusters=10,
         *,
+        distance_threshold=None,
         n_neighbors=20,
         a=1.0,
         n_cluster_neighbors=5,
@@ -163,6 +192,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         verbose=0,
     ):
         self.n_clusters = n_clusters
+        self.distance_threshold = distance_threshold
         self.n_neighbors = n_neighbors
         self.a = a
         self.n_cluster_neighbors = n_cluster_neighbors
@@ -197,17 +227,36 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     def _fit(self, X):
         X, _ = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
-        k = check_n_clusters(self.n_clusters, n)
+        check_threshold_params(self.n_clusters, self.distance_threshold)
+        k = None if self.n_clusters is None else check_n_clusters(self.n_clusters, n)
         if self.normalize:
             X = l2_normalize(X)
         warn_if_few_distinct(X, k)
-        engine = self._engine(resolve_n_neighbors(self.n_neighbors, n, k))
-        engine.start(X)
-        if engine.n_initial_clusters_ < k:
-            # The 1-NN over-clustering is coarser than asked: start from singletons.
-            engine.start(X, graph=engine.graph_, init="singletons")
-        engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
-        self._store(engine)
+        choice = None
+        if k is None:
+            choice = choose_n_clusters(
+                self._engine, X, self.n_neighbors,
+                distance_threshold=self.distance_threshold,
+                rng=check_random_state(self.random_state),
+            )
+            k = choice.n_clusters
+            ks = choice.n_neighbors
+        else:
+            ks = resolve_n_neighbors(self.n_neighbors, n, k)
+        if choice is not None and choice.cut is not None:
+            engine = choice.engine  # the threshold cut of the full hierarchy
+        else:
+            engine = self._engine(ks)
+            engine.start(X, graph=None if choice is None else choice.engine.graph_)
+            if engine.n_initial_clusters_ < k:
+                # The 1-NN over-clustering is coarser than asked: start from singletons.
+                engine.start(X, graph=engine.graph_, init="singletons")
+            engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+        self._store(engine, n_merges=None if choice is None else choice.cut)
+        if choice is not None:
+            self.modularity_ = choice.modularity
+            if choice.cut is None:
+                self.cut_ratio_ = choice.cut_ratio
         self._fit_X = X
         return self
 
@@ -247,10 +296,15 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
-    def _store(self, engine):
-        r = engine.n_merged_
-        self.labels_ = engine.labels_
-        self.n_clusters_ = engine.n_clusters_
+    def _store(self, engine, n_merges=None):
+        if n_merges is None:
+            r = engine.n_merged_
+            self.labels_ = engine.labels_
+        else:
+            r = n_merges
+            self.labels_ = cut_hierarchy(engine.children_[:r], engine.n_samples_,
+                                         engine.n_samples_ - r)
+        self.n_clusters_ = engine.n_samples_ - r
         self.children_ = engine.children_[:r].copy()
         self.merge_losses_ = engine.merge_losses_[:r].copy()
         self.n_initial_clusters_ = engine.n_initial_clusters_

@@ -16,6 +16,7 @@ from sklearn.utils.validation import validate_data
 __all__ = [
     "check_features",
     "check_n_clusters",
+    "check_threshold_params",
     "fit_guard",
     "count_distinct_rows",
     "l2_normalize",
@@ -123,6 +124,18 @@ def count_distinct_rows(X):
     with np.errstate(over="ignore", invalid="ignore"):
         keys = X @ (R / (scale if scale > 0 else 1.0)).astype(X.dtype)
     return np.unique(keys, axis=0).shape[0]
+
+
+def check_threshold_params(n_clusters, distance_threshold):
+    """``distance_threshold`` only makes sense with ``n_clusters=None``."""
+    if distance_threshold is not None and n_clusters is not None:
+        raise ValueError(
+            f"n_clusters={n_clusters} and distance_threshold={distance_threshold} were "
+            "both given: set n_clusters=None to cut the hierarchy at the threshold, or "
+            "distance_threshold=None to get n_clusters clusters."
+        )
+    if distance_threshold is not None and not np.isfinite(distance_threshold):
+        raise ValueError(f"distance_threshold must be finite; got {distance_threshold}.")
 
 
 def warn_if_few_distinct(X, n_clusters):
