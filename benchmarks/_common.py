@@ -19,12 +19,13 @@ from skjule._benchmark import (  # noqa: E402,F401  (shared with `skjule benchma
 from skjule._benchmark import load_benchmark as _load  # noqa: E402
 
 
-def parser(description, default_datasets):
+def parser(description, default_datasets, choices=None):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data-home", required=True,
                    help="folder with the benchmark .npz files (e.g. ../shared/datasets)")
     p.add_argument("--datasets", nargs="+", default=default_datasets,
-                   choices=sorted(DATASETS), help="data sets to run")
+                   choices=sorted(DATASETS) if choices is None else choices,
+                   help="data sets to run")
     p.add_argument("--output", help="also write the markdown table to this file")
     p.add_argument("--seed", type=int, default=0)
     return p

@@ -15,6 +15,7 @@ authors' Torch code):
 import math
 import os
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,7 +33,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._checkpoint import Checkpointer, module_digest
 from ._graph import knn_vote
 from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
-from ._merge import MergeEngine
+from ._merge import MergeEngine, cut_hierarchy
+from ._nclusters import choose_n_clusters
 from ._networks import build_cnn, build_mlp, resolve_device, wrap_backbone
 from ._persistence import NetworkPickleMixin
 from ._progress import progress_bar
@@ -40,6 +42,7 @@ from ._training import Trainer, embed
 from ._validation import (
     check_features,
     check_n_clusters,
+    check_threshold_params,
     fit_guard,
     l2_normalize,
     resolve_n_neighbors,
@@ -62,7 +65,8 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     """Shared fit logic of JULEClustering and JULETransformer."""
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
+        "distance_threshold": [Real, None],
         "image_shape": ["array-like", None],
         "eta": [Interval(Real, 0, 1, closed="right")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -99,6 +103,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self,
         n_clusters=10,
         *,
+        distance_threshold=None,
         image_shape=None,
         eta=0.9,
         n_neighbors=20,
@@ -131,6 +136,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         backbone=None,
     ):
         self.n_clusters = n_clusters
+        self.distance_threshold = distance_threshold
         self.image_shape = image_shape
         self.eta = eta
         self.n_neighbors = n_neighbors
@@ -205,12 +211,25 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         estimator that looks fitted with half its state."""
         X, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
-        k = check_n_clusters(self.n_clusters, n)
+        check_threshold_params(self.n_clusters, self.distance_threshold)
+        unknown_k = self.n_clusters is None
+        k = None if unknown_k else check_n_clusters(self.n_clusters, n)
         warn_if_few_distinct(X, k)
-        ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
         image_shape = resolve_image_shape(sample_shape, self.image_shape)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
+        raw = l2_normalize(X) if self.normalize else X
+        if unknown_k:
+            # Training target: K chosen on the raw inputs (at least 2, so the
+            # triplet loss has negatives); the final K is chosen again on
+            # the learned embedding.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="No cluster structure")
+                k = max(2, choose_n_clusters(
+                    lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng,
+                ).n_clusters)
+            k = min(k, n)
+        ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
 
         scaling = input_scaling(X)
         Xt = network_input(X, image_shape, *scaling)
@@ -231,7 +250,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         engine = self._engine(ks, rng)
         if state is None:
             # 1. initial over-clustering on the raw inputs
-            feats = l2_normalize(X) if self.normalize else X
+            feats = raw
             self._start(engine, feats, k)
             history, period, done = [], 0, False
         else:
@@ -285,15 +304,27 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         bar.close()
 
         # 3. SF and RC
+        choice, n_final_merges = None, None
         if self.recluster:
             t0 = time.perf_counter()
-            final = self._start(self._engine(ks, rng), feats, k)
-            final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+            if unknown_k:
+                choice = choose_n_clusters(
+                    lambda m: self._engine(m, rng), feats, self.n_neighbors,
+                    distance_threshold=self.distance_threshold, rng=rng,
+                )
+                k, ks = choice.n_clusters, choice.n_neighbors
+            if choice is not None and choice.cut is not None:
+                final, n_final_merges = choice.engine, choice.cut
+            else:
+                final = self._start(self._engine(ks, rng), feats, k,
+                                    graph=None if choice is None else choice.engine.graph_)
+                final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+            n_final_merges = final.n_merged_ if n_final_merges is None else n_final_merges
             history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
-                                n_clusters_end=final.n_clusters_, epochs=0,
+                                n_clusters_end=n - n_final_merges, epochs=0,
                                 merge_seconds=time.perf_counter() - t0))
         else:
-            final = engine
+            final, n_final_merges = engine, engine.n_merged_
 
         # Everything succeeded: store the fitted state.
         self.n_neighbors_ = ks
@@ -305,10 +336,16 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.embedding_ = feats
         self.labels_sf_ = engine.labels_
         self.children_sf_ = engine.children_[:engine.n_merged_].copy()
-        self.labels_ = final.labels_
-        self.children_ = final.children_[:final.n_merged_].copy()
-        self.merge_losses_ = final.merge_losses_[:final.n_merged_].copy()
-        self.n_clusters_ = final.n_clusters_
+        r = n_final_merges
+        self.children_ = final.children_[:r].copy()
+        self.merge_losses_ = final.merge_losses_[:r].copy()
+        self.labels_ = (final.labels_ if r == final.n_merged_
+                        else cut_hierarchy(self.children_, n, n - r))
+        self.n_clusters_ = n - r
+        if choice is not None:
+            self.modularity_ = choice.modularity
+            if choice.cut is None:
+                self.cut_ratio_ = choice.cut_ratio
         self.sigma2_ = final.graph_.sigma2
         self.history_ = history
         self.network_ = model.eval()
@@ -373,8 +410,18 @@ class JULEClustering(ClusterMixin, _JULEBase):
 
     Parameters
     ----------
-    n_clusters : int, default=10
-        Number of clusters ``K``.
+    n_clusters : int or None, default=10
+        Number of clusters ``K``. ``None`` chooses it: the rule of
+        :class:`GDLClustering` (``n_clusters=None``) on the raw inputs gives
+        the number of clusters the periods train towards (at least 2), and
+        the same rule on the learned embedding - or ``distance_threshold``
+        - gives the final ``n_clusters_`` (only with ``recluster=True``;
+        otherwise the training target is final). See the user guide,
+        "Unknown number of clusters", for what this costs.
+    distance_threshold : float or None, default=None
+        With ``n_clusters=None``: cut the final re-clustering (RC) at the
+        first merge whose eq. 7 loss is at or above this value, as
+        :class:`GDLClustering` does.
     image_shape : tuple or None, default=None
         ``(H, W)`` or ``(H, W, C)`` when ``X`` is given flat as ``(n, H*W*C)``
         (channels last). ``None`` with 2-D ``X`` treats rows as feature vectors
@@ -481,6 +528,10 @@ class JULEClustering(ClusterMixin, _JULEBase):
         Merge history of the run that produced ``labels_`` (see
         :class:`GDLClustering`); ``children_sf_`` is that of the SF run.
     n_clusters_ : int
+        Number of clusters of ``labels_`` (the choice with ``n_clusters=None``).
+    modularity_, cut_ratio_ : ndarray, float
+        Only with ``n_clusters=None`` and ``recluster=True``: the evidence of
+        the choice on the embedding, as in :class:`GDLClustering`.
     n_initial_clusters_ : int
         Clusters of the initial over-clustering of the raw inputs.
     n_neighbors_ : int
