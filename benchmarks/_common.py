@@ -39,6 +39,16 @@ def load(data_home, name, verify=True):
         raise SystemExit(str(exc)) from None
 
 
+def block_mean(X, size):
+    """Images (n, H, W[, C]) shrunk to (n, size, size[, C]) by block means
+    (unchanged when they are not larger than ``size``)."""
+    f = X.shape[1] // size
+    if X.ndim < 3 or f <= 1:
+        return X
+    shape = (X.shape[0], size, f, size, f) + X.shape[3:]
+    return X[:, : size * f, : size * f].reshape(shape).mean(axis=(2, 4)).astype(np.float32)
+
+
 def warm_up():
     """Compile numba code (skjule's kernels, pynndescent) outside the timed calls."""
     from skjule import GDLClustering

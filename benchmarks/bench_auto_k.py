@@ -32,15 +32,6 @@ def load(data_home, name):
     return C.load(data_home, name)
 
 
-def block_mean(X, size):
-    """Images (n, H, W[, C]) shrunk to (n, size, size[, C]) by block means."""
-    f = X.shape[1] // size
-    if f <= 1:
-        return X
-    shape = (X.shape[0], size, f, size, f) + X.shape[3:]
-    return X[:, : size * f, : size * f].reshape(shape).mean(axis=(2, 4)).astype(np.float32)
-
-
 def main():
     p = C.parser(__doc__, SETS, choices=SETS)
     p.add_argument("--methods", nargs="+", default=["gdl", "jule"], choices=["gdl", "jule"])
@@ -60,7 +51,7 @@ def main():
                 runs.append((f"GDLClustering (n_neighbors={ks})", X,
                              lambda kk, ks=ks: GDLClustering(kk, n_neighbors=ks, random_state=args.seed)))
         if "jule" in args.methods:
-            Xj = block_mean(X, args.jule_image_size)
+            Xj = C.block_mean(X, args.jule_image_size)
             tag = f", {Xj.shape[1]}x{Xj.shape[2]}" if Xj.shape[1:3] != X.shape[1:3] else ""
             runs.append((f"JULE-RC (n_neighbors=auto{tag})", Xj,
                          lambda kk: JULEClustering(kk, n_neighbors="auto", random_state=args.seed)))

@@ -30,6 +30,9 @@ def main():
     p.add_argument("--one-config", action="store_true",
                    help="the same JULE parameters on every set (no per-set eta)")
     p.add_argument("--no-spectral", action="store_true")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="shrink larger images to this size by block means first "
+                        "(e.g. 32: COIL-20's 128x128 -> 32x32)")
     p.add_argument("--no-auto", action="store_true",
                    help="skip the extra JULE run with n_neighbors='auto' (where it is not 20)")
     args = p.parse_args()
@@ -42,6 +45,8 @@ def main():
     nan = float("nan")
     for name in args.datasets:
         X, y = C.load(args.data_home, name)
+        if args.image_size:
+            X = C.block_mean(X, args.image_size)
         Xf = C.flat_l2(X)
         k = len(np.unique(y))
         n = len(y)

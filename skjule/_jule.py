@@ -52,6 +52,10 @@ from ._validation import (
 __all__ = ["JULEClustering", "JULETransformer"]
 
 
+# eta="auto": this many periods from the initial over-clustering to K.
+AUTO_PERIODS = 4
+
+
 def _checked_embedding(Z, learning_rate):
     if not np.isfinite(Z).all():
         raise ValueError(
@@ -68,7 +72,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
         "distance_threshold": [Real, None],
         "image_shape": ["array-like", None],
-        "eta": [Interval(Real, 0, 1, closed="right")],
+        "eta": [Interval(Real, 0, 1, closed="right"), StrOptions({"auto"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "a": [Interval(Real, 0, None, closed="neither")],
         "n_cluster_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -197,6 +201,15 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             return dict(a=self.a, lam=self.lam, **common)
         return dict(margin=self.margin, **common)
 
+    def _resolve_eta(self, n_initial, k):
+        """``eta``, or for ``"auto"`` the rate that takes ``AUTO_PERIODS``
+        periods from the initial over-clustering to ``k``, within [0.2, 0.9]."""
+        if self.eta != "auto":
+            return float(self.eta)
+        if n_initial <= k:
+            return 0.9
+        return float(np.clip(1.0 - (k / n_initial) ** (1.0 / AUTO_PERIODS), 0.2, 0.9))
+
     @staticmethod
     def _start(engine, X, k, graph=None):
         engine.start(X, graph=graph)
@@ -264,6 +277,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             feats, history = state["features"], state["history"]
             period, done = state["period"], state["done"]
         n_initial = engine.n_initial_clusters_
+        eta = self._resolve_eta(n_initial, k)
         bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0, initial=period)
         # 2. periods: train on the current labels, re-embed, merge
         while not done:
@@ -281,7 +295,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             t0 = time.perf_counter()
             feats = _checked_embedding(embed(model, Xt, device), self.learning_rate)
             engine.rebuild(feats)
-            target = max(k, n_start - math.ceil(self.eta * n_start))
+            target = max(k, n_start - math.ceil(eta * n_start))
             engine.merge_until(
                 target, n_final=k,
                 small_cluster_fraction=self.small_cluster_fraction if target == k else None,
@@ -308,9 +322,12 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         if self.recluster:
             t0 = time.perf_counter()
             if unknown_k:
+                # The periods trained the network to pull each of the k
+                # clusters together: finer cuts of the embedding mostly split
+                # off the outliers the triplet loss pushed away.
                 choice = choose_n_clusters(
                     lambda m: self._engine(m, rng), feats, self.n_neighbors,
-                    distance_threshold=self.distance_threshold, rng=rng,
+                    distance_threshold=self.distance_threshold, rng=rng, max_clusters=k,
                 )
                 k, ks = choice.n_clusters, choice.n_neighbors
             if choice is not None and choice.cut is not None:
@@ -333,6 +350,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.device_ = device
         self.input_scaling_ = scaling
         self.n_initial_clusters_ = n_initial
+        self.eta_ = eta
         self.embedding_ = feats
         self.labels_sf_ = engine.labels_
         self.children_sf_ = engine.children_[:engine.n_merged_].copy()
@@ -413,10 +431,11 @@ class JULEClustering(ClusterMixin, _JULEBase):
     n_clusters : int or None, default=10
         Number of clusters ``K``. ``None`` chooses it: the rule of
         :class:`GDLClustering` (``n_clusters=None``) on the raw inputs gives
-        the number of clusters the periods train towards (at least 2), and
-        the same rule on the learned embedding - or ``distance_threshold``
-        - gives the final ``n_clusters_`` (only with ``recluster=True``;
-        otherwise the training target is final). See the user guide,
+        the number of clusters the periods train towards (``K0``, at least
+        2), and the same rule on the learned embedding, among cuts with at
+        most ``K0`` clusters - or ``distance_threshold`` - gives the final
+        ``n_clusters_`` (only with ``recluster=True``; otherwise ``K0`` is
+        final). See the user guide,
         "Unknown number of clusters", for what this costs.
     distance_threshold : float or None, default=None
         With ``n_clusters=None``: cut the final re-clustering (RC) at the

@@ -156,10 +156,13 @@ def _modularity_by_k(engine):
     return out
 
 
-def _best_modularity(make_engine, X, n_neighbors):
+def _best_modularity(make_engine, X, n_neighbors, max_clusters=None):
     engine = full_hierarchy(make_engine(min(n_neighbors, X.shape[0] - 1)), X)
     q_by_k = _modularity_by_k(engine)
-    return engine, q_by_k, int(np.nanargmax(q_by_k)) + 1
+    allowed = q_by_k if max_clusters is None else q_by_k[:max_clusters]
+    if not np.isfinite(allowed).any():
+        allowed = q_by_k
+    return engine, q_by_k, int(np.nanargmax(allowed)) + 1
 
 
 def gaussian_reference(X, rng):
@@ -235,7 +238,8 @@ def threshold_cut(engine, distance_threshold):
     return first + (int(stop[0]) if stop.size else losses.size)
 
 
-def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng):
+def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng,
+                      max_clusters=None):
     """Pick the number of clusters of ``X`` from the engine's merge history.
 
     Parameters
@@ -250,6 +254,8 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     distance_threshold : float or None
         Cut at the first merge whose loss is at or above it (no modularity).
     rng : RandomState
+    max_clusters : int or None
+        Only cuts with at most this many clusters are candidates.
 
     Returns
     -------
@@ -258,11 +264,11 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     """
     n = X.shape[0]
     first = _FIRST_PASS_NEIGHBORS if n_neighbors == "auto" else int(n_neighbors)
-    engine, q_by_k, k_mod = _best_modularity(make_engine, X, first)
+    engine, q_by_k, k_mod = _best_modularity(make_engine, X, first, max_clusters)
     if n_neighbors == "auto":
         ks = min(resolve_n_neighbors("auto", n, k_mod), n - 1)
         if ks != engine.graph_.n_neighbors:
-            engine, q_by_k, k_mod = _best_modularity(make_engine, X, ks)
+            engine, q_by_k, k_mod = _best_modularity(make_engine, X, ks, max_clusters)
     ks = engine.graph_.n_neighbors
     if distance_threshold is not None:
         cut = threshold_cut(engine, distance_threshold)

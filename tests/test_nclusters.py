@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skjule import GDLClustering, cut_hierarchy
+from skjule import GDLClustering, JULEClustering, cut_hierarchy
 from skjule._graph import knn_graph
 from skjule._nclusters import gaussian_reference, modularity_curve
 
@@ -134,3 +134,55 @@ def test_gaussian_reference_has_the_data_covariance():
     assert R.shape == X.shape
     np.testing.assert_allclose(R.mean(0), X.mean(0), atol=0.2)
     np.testing.assert_allclose(np.cov(R.T), np.cov(X.T), rtol=0.15, atol=0.05)
+
+
+# ---------------------------------------------------------------- JULE
+
+JULE_FAST = dict(epochs_per_period=2, embedding_dim=16, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs3():
+    return make_blobs(360, n_features=10, centers=3, random_state=1)
+
+
+def test_jule_unknown_k_on_separated_blobs(blobs3):
+    X, y = blobs3
+    jule = JULEClustering(n_clusters=None, **JULE_FAST).fit(X)
+    assert jule.n_clusters_ == 3
+    assert adjusted_rand_score(y, jule.labels_) == 1.0
+    assert jule.cut_ratio_ < 0.6
+    assert jule.modularity_.ndim == 1
+    # The periods trained towards the K chosen on the raw inputs (3 here).
+    assert jule.history_[-2]["n_clusters_end"] == 3
+    assert jule.history_[-1]["period"] == "RC"
+    assert jule.history_[-1]["n_clusters_end"] == jule.n_clusters_
+    assert set(jule.predict(X[:20])) <= set(range(3))
+
+
+def test_jule_unknown_k_without_recluster_keeps_the_training_target(blobs3):
+    X, _ = blobs3
+    jule = JULEClustering(n_clusters=None, recluster=False, **JULE_FAST).fit(X)
+    assert jule.n_clusters_ == 3
+    np.testing.assert_array_equal(jule.labels_, jule.labels_sf_)
+    assert not hasattr(jule, "modularity_")
+
+
+def test_jule_distance_threshold(blobs3):
+    X, _ = blobs3
+    full = JULEClustering(n_clusters=None, distance_threshold=0.0, **JULE_FAST).fit(X)
+    n = X.shape[0]
+    first = n - full.history_[-1]["n_clusters_start"]
+    t = float(np.median(full.merge_losses_[first:][full.merge_losses_[first:] < 0]))
+    cut = JULEClustering(n_clusters=None, distance_threshold=t, **JULE_FAST).fit(X)
+    assert np.all(cut.merge_losses_[first:] < t)
+    assert cut.n_clusters_ == n - cut.children_.shape[0]
+    np.testing.assert_array_equal(cut.labels_,
+                                  cut_hierarchy(cut.children_, n, cut.n_clusters_))
+    assert not hasattr(cut, "cut_ratio_")
+
+
+def test_jule_threshold_needs_n_clusters_none(blobs3):
+    X, _ = blobs3
+    with pytest.raises(ValueError, match="set n_clusters=None"):
+        JULEClustering(n_clusters=3, distance_threshold=-1.0, **JULE_FAST).fit(X)
