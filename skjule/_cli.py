@@ -32,6 +32,13 @@ def _positive_int(text):
     return v
 
 
+def _n_clusters(text):
+    """``-k``: a positive integer, or ``auto`` (None: chosen by the estimator)."""
+    if text.strip().lower() == "auto":
+        return None
+    return _positive_int(text)
+
+
 def build_parser():
     from . import __version__
     from ._benchmark import DATASETS, METHODS
@@ -52,8 +59,9 @@ def build_parser():
                     "one 'file,cluster' line per sample.",
     )
     c.add_argument("path", metavar="PATH", help="folder of images, or .npy/.npz file")
-    c.add_argument("--n-clusters", "-k", type=_positive_int, required=True,
-                   help="number of clusters K")
+    c.add_argument("--n-clusters", "-k", type=_n_clusters, required=True,
+                   help="number of clusters K, or 'auto' to choose it from the merge "
+                        "history (jule and gdl)")
     c.add_argument("--method", choices=("jule", "gdl", "deepgmm"), default="jule",
                    help=_METHOD_HELP + " (default: jule)")
     c.add_argument("--out", "-o", metavar="CSV",
@@ -174,8 +182,10 @@ def _write_montages(folder, images, labels, per_cluster, seed):
 
 
 def _cluster(args):
+    if args.n_clusters is None and args.method == "deepgmm":
+        raise CLIError("-k auto works with --method jule or gdl; deepgmm needs a number")
     X, names = _load_input(args)
-    if args.n_clusters > len(X):
+    if args.n_clusters is not None and args.n_clusters > len(X):
         raise CLIError(f"--n-clusters {args.n_clusters} is more than the {len(X)} "
                        "samples in the input")
     # Everything that can be checked is checked before the (long) fit.

@@ -192,6 +192,18 @@ def tree_update(tree, loss, i):
 
 # ----------------------------------------------------------------- the merge
 @njit(**_NJIT)
+def join_members(src, dst, label, head, tail, nxt):
+    """Relabel the members of cluster ``src`` as ``dst`` and append ``src``'s
+    member list (``head``/``tail``/``nxt`` linked lists) to ``dst``'s."""
+    x = head[src]
+    while x >= 0:
+        label[x] = dst
+        x = nxt[x]
+    nxt[tail[dst]] = head[src]
+    tail[dst] = tail[src]
+
+
+@njit(**_NJIT)
 def merge(a, b, S, size, label, head, tail, nxt, alive,
           out_idx, out_w, in_ptr, in_idx, in_w,
           top_idx, top_val, loss, tree, lam,
@@ -281,12 +293,7 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     S[b] = _new_dict()
 
     # Members of b join a.
-    x = head[b]
-    while x >= 0:
-        label[x] = a
-        x = nxt[x]
-    nxt[tail[a]] = head[b]
-    tail[a] = tail[b]
+    join_members(b, a, label, head, tail, nxt)
     head[b] = -1
     tail[b] = -1
     size[a] += size[b]

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from ._merge import cut_hierarchy
+from ._merge_kernels import join_members
 from ._validation import resolve_n_neighbors
 
 __all__ = ["modularity_curve", "choose_n_clusters", "threshold_cut"]
@@ -93,12 +94,7 @@ def _modularity_after_merges(indptr, indices, data, children, n):
                     w += data[p]
             x = nxt[x]
         cur += 2.0 * w / total - 2.0 * d[a] * d[b] / (total * total)
-        x = head[a]
-        while x >= 0:
-            lab[x] = b
-            x = nxt[x]
-        nxt[tail[b]] = head[a]
-        tail[b] = tail[a]
+        join_members(a, b, lab, head, tail, nxt)
         size[b] += size[a]
         d[b] += d[a]
         slot[n + r] = b
@@ -156,13 +152,10 @@ def _modularity_by_k(engine):
     return out
 
 
-def _best_modularity(make_engine, X, n_neighbors, max_clusters=None):
+def _best_modularity(make_engine, X, n_neighbors):
     engine = full_hierarchy(make_engine(min(n_neighbors, X.shape[0] - 1)), X)
     q_by_k = _modularity_by_k(engine)
-    allowed = q_by_k if max_clusters is None else q_by_k[:max_clusters]
-    if not np.isfinite(allowed).any():
-        allowed = q_by_k
-    return engine, q_by_k, int(np.nanargmax(allowed)) + 1
+    return engine, q_by_k, int(np.nanargmax(q_by_k)) + 1
 
 
 def gaussian_reference(X, rng):
@@ -238,8 +231,7 @@ def threshold_cut(engine, distance_threshold):
     return first + (int(stop[0]) if stop.size else losses.size)
 
 
-def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng,
-                      max_clusters=None):
+def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng):
     """Pick the number of clusters of ``X`` from the engine's merge history.
 
     Parameters
@@ -254,8 +246,6 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     distance_threshold : float or None
         Cut at the first merge whose loss is at or above it (no modularity).
     rng : RandomState
-    max_clusters : int or None
-        Only cuts with at most this many clusters are candidates.
 
     Returns
     -------
@@ -264,11 +254,11 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     """
     n = X.shape[0]
     first = _FIRST_PASS_NEIGHBORS if n_neighbors == "auto" else int(n_neighbors)
-    engine, q_by_k, k_mod = _best_modularity(make_engine, X, first, max_clusters)
+    engine, q_by_k, k_mod = _best_modularity(make_engine, X, first)
     if n_neighbors == "auto":
         ks = min(resolve_n_neighbors("auto", n, k_mod), n - 1)
         if ks != engine.graph_.n_neighbors:
-            engine, q_by_k, k_mod = _best_modularity(make_engine, X, ks, max_clusters)
+            engine, q_by_k, k_mod = _best_modularity(make_engine, X, ks)
     ks = engine.graph_.n_neighbors
     if distance_threshold is not None:
         cut = threshold_cut(engine, distance_threshold)

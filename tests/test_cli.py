@@ -182,3 +182,23 @@ def test_benchmark_on_real_data(benchmark_data, tmp_path, capsys):
     assert len(rows) == 2
     nmi = {r.split("|")[4].strip(): float(r.split("|")[5]) for r in rows}
     assert nmi["GDLClustering"] > nmi["KMeans"]
+
+
+def test_k_auto_chooses_the_number_of_clusters(tmp_path, capsys):
+    # Three well separated groups of feature vectors: "-k auto" finds them.
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(300, n_features=10, centers=3, random_state=0)
+    npy = tmp_path / "feats.npy"
+    np.save(npy, X)
+    out = tmp_path / "l.csv"
+    assert main(["cluster", str(npy), "-k", "auto", "--method", "gdl", "-o", str(out)]) == 0
+    assert len({r[1] for r in _read_csv(out)}) == 3
+    assert "300 samples -> 3 clusters" in capsys.readouterr().err
+
+
+def test_k_auto_is_refused_for_deepgmm(tmp_path, capsys):
+    npy = tmp_path / "feats.npy"
+    np.save(npy, np.random.RandomState(0).rand(20, 3))
+    assert main(["cluster", str(npy), "-k", "auto", "--method", "deepgmm", "-q"]) == 1
+    assert "deepgmm needs a number" in capsys.readouterr().err

@@ -153,8 +153,11 @@ def test_jule_unknown_k_on_separated_blobs(blobs3):
     assert adjusted_rand_score(y, jule.labels_) == 1.0
     assert jule.cut_ratio_ < 0.6
     assert jule.modularity_.ndim == 1
-    # The periods trained towards the K chosen on the raw inputs (3 here).
+    # The periods trained towards the K chosen on the raw inputs (3 here),
+    # which is the answer: the same as a fit with n_clusters=3.
     assert jule.history_[-2]["n_clusters_end"] == 3
+    known = JULEClustering(n_clusters=3, **JULE_FAST).fit(X)
+    np.testing.assert_array_equal(known.labels_, jule.labels_)
     assert jule.history_[-1]["period"] == "RC"
     assert jule.history_[-1]["n_clusters_end"] == jule.n_clusters_
     assert set(jule.predict(X[:20])) <= set(range(3))
@@ -165,7 +168,7 @@ def test_jule_unknown_k_without_recluster_keeps_the_training_target(blobs3):
     jule = JULEClustering(n_clusters=None, recluster=False, **JULE_FAST).fit(X)
     assert jule.n_clusters_ == 3
     np.testing.assert_array_equal(jule.labels_, jule.labels_sf_)
-    assert not hasattr(jule, "modularity_")
+    assert jule.cut_ratio_ < 0.6  # the choice on the raw inputs
 
 
 def test_jule_distance_threshold(blobs3):
@@ -182,7 +185,10 @@ def test_jule_distance_threshold(blobs3):
     assert not hasattr(cut, "cut_ratio_")
 
 
-def test_jule_threshold_needs_n_clusters_none(blobs3):
+def test_jule_threshold_needs_n_clusters_none_and_recluster(blobs3):
     X, _ = blobs3
     with pytest.raises(ValueError, match="set n_clusters=None"):
         JULEClustering(n_clusters=3, distance_threshold=-1.0, **JULE_FAST).fit(X)
+    with pytest.raises(ValueError, match="needs recluster=True"):
+        JULEClustering(n_clusters=None, distance_threshold=-1.0, recluster=False,
+                       **JULE_FAST).fit(X)
