@@ -15,7 +15,6 @@ authors' Torch code):
 import math
 import os
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -109,8 +108,8 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         *,
         distance_threshold=None,
         image_shape=None,
-        eta=0.9,
-        n_neighbors=20,
+        eta="auto",
+        n_neighbors="auto",
         a=1.0,
         n_cluster_neighbors=5,
         lam=1.0,
@@ -225,6 +224,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         X, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
         check_threshold_params(self.n_clusters, self.distance_threshold)
+        if self.distance_threshold is not None and not self.recluster:
+            raise ValueError("distance_threshold cuts the final re-clustering: it needs "
+                             "recluster=True.")
         unknown_k = self.n_clusters is None
         k = None if unknown_k else check_n_clusters(self.n_clusters, n)
         warn_if_few_distinct(X, k)
@@ -232,16 +234,15 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
         raw = l2_normalize(X) if self.normalize else X
+        raw_choice = None
         if unknown_k:
-            # Training target: K chosen on the raw inputs (at least 2, so the
-            # triplet loss has negatives); the final K is chosen again on
-            # the learned embedding.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="No cluster structure")
-                k = max(2, choose_n_clusters(
-                    lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng,
-                ).n_clusters)
-            k = min(k, n)
+            # K chosen on the raw inputs (GDLClustering's rule) is the training
+            # target (at least 2, so the triplet loss has negatives) and the
+            # final K. Choosing again on the learned embedding measured worse
+            # (docs/unknown_k.rst).
+            raw_choice = choose_n_clusters(
+                lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng)
+            k = min(max(2, raw_choice.n_clusters), n)
         ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
 
         scaling = input_scaling(X)
@@ -321,15 +322,13 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         choice, n_final_merges = None, None
         if self.recluster:
             t0 = time.perf_counter()
-            if unknown_k:
-                # The periods trained the network to pull each of the k
-                # clusters together: finer cuts of the embedding mostly split
-                # off the outliers the triplet loss pushed away.
+            if unknown_k and self.distance_threshold is not None:
                 choice = choose_n_clusters(
                     lambda m: self._engine(m, rng), feats, self.n_neighbors,
-                    distance_threshold=self.distance_threshold, rng=rng, max_clusters=k,
+                    distance_threshold=self.distance_threshold, rng=rng,
                 )
-                k, ks = choice.n_clusters, choice.n_neighbors
+            elif unknown_k:
+                k = raw_choice.n_clusters
             if choice is not None and choice.cut is not None:
                 final, n_final_merges = choice.engine, choice.cut
             else:
@@ -360,10 +359,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.labels_ = (final.labels_ if r == final.n_merged_
                         else cut_hierarchy(self.children_, n, n - r))
         self.n_clusters_ = n - r
-        if choice is not None:
-            self.modularity_ = choice.modularity
-            if choice.cut is None:
-                self.cut_ratio_ = choice.cut_ratio
+        if unknown_k and choice is None:
+            self.modularity_ = raw_choice.modularity
+            self.cut_ratio_ = raw_choice.cut_ratio
         self.sigma2_ = final.graph_.sigma2
         self.history_ = history
         self.network_ = model.eval()
@@ -430,29 +428,34 @@ class JULEClustering(ClusterMixin, _JULEBase):
     ----------
     n_clusters : int or None, default=10
         Number of clusters ``K``. ``None`` chooses it: the rule of
-        :class:`GDLClustering` (``n_clusters=None``) on the raw inputs gives
-        the number of clusters the periods train towards (``K0``, at least
-        2), and the same rule on the learned embedding, among cuts with at
-        most ``K0`` clusters - or ``distance_threshold`` - gives the final
-        ``n_clusters_`` (only with ``recluster=True``; otherwise ``K0`` is
-        final). See the user guide,
+        :class:`GDLClustering` (``n_clusters=None``) on the raw
+        (L2-normalised) inputs gives ``K0``; the periods train towards it (at
+        least 2) and the result has ``K0`` clusters (with ``recluster=False``,
+        the training target) - or, with ``distance_threshold``, as many as
+        the cut of the final re-clustering at that threshold leaves. See the user guide,
         "Unknown number of clusters", for what this costs.
     distance_threshold : float or None, default=None
-        With ``n_clusters=None``: cut the final re-clustering (RC) at the
-        first merge whose eq. 7 loss is at or above this value, as
-        :class:`GDLClustering` does.
+        With ``n_clusters=None``: cut the final re-clustering (RC, on the
+        learned embedding) at the first merge whose eq. 7 loss is at or above
+        this value, as :class:`GDLClustering` does. Needs ``recluster=True``.
     image_shape : tuple or None, default=None
         ``(H, W)`` or ``(H, W, C)`` when ``X`` is given flat as ``(n, H*W*C)``
         (channels last). ``None`` with 2-D ``X`` treats rows as feature vectors
         (MLP backbone); ``(n, H, W)`` and ``(n, H, W, C)`` arrays carry their
         shape.
-    eta : float, default=0.9
+    eta : float or "auto", default="auto"
         Unrolling rate: a period merges ``ceil(eta * n_c)`` clusters. The paper
-        uses 0.9 for digits and objects and 0.2 for faces.
-    n_neighbors : int or "auto", default=20
-        ``Ks`` of the kNN graph (the paper's 20). ``"auto"``: ``n_samples /
-        n_clusters / 7`` clipped to [5, 20], better for small sets with a few
-        dozen samples per cluster (see :class:`GDLClustering`).
+        tuned it per data set with the labels: 0.9 for digits and objects, 0.2
+        for faces. ``"auto"`` derives it from the data instead: the rate that
+        takes 4 periods from the initial over-clustering (``n_0`` clusters) to
+        ``K``, ``1 - (K / n_0) ** (1 / 4)``, within [0.2, 0.9] (fitted value in
+        ``eta_``). Measured with one configuration for every set in
+        ``benchmarks/results/jule_one_config.md``.
+    n_neighbors : int or "auto", default="auto"
+        ``Ks`` of the kNN graph. ``"auto"``: ``n_samples / n_clusters / 7``
+        clipped to [10, 20] - the paper's 20 on sets with 140 or more samples
+        per cluster, fewer on small sets with a few dozen samples per cluster
+        (see :class:`GDLClustering`).
     a : float, default=1.0
         Scale of ``sigma^2`` (eq. 4).
     n_cluster_neighbors : int, default=5
@@ -549,10 +552,12 @@ class JULEClustering(ClusterMixin, _JULEBase):
     n_clusters_ : int
         Number of clusters of ``labels_`` (the choice with ``n_clusters=None``).
     modularity_, cut_ratio_ : ndarray, float
-        Only with ``n_clusters=None`` and ``recluster=True``: the evidence of
-        the choice on the embedding, as in :class:`GDLClustering`.
+        Only with ``n_clusters=None`` and no threshold: the evidence of the
+        choice on the raw inputs, as in :class:`GDLClustering`.
     n_initial_clusters_ : int
         Clusters of the initial over-clustering of the raw inputs.
+    eta_ : float
+        The unrolling rate used (resolves ``"auto"``).
     n_neighbors_ : int
         ``Ks`` used (resolves ``"auto"``).
     history_ : list of dict

@@ -170,10 +170,10 @@ def resolve_n_neighbors(n_neighbors, n_samples, n_clusters):
 
     ``"auto"`` keeps a sample's neighbourhood well inside its cluster: the
     expected cluster size ``n_samples / n_clusters`` divided by 7, clipped to
-    [5, 20] (20 is the paper's value, reached from 140 samples per cluster).
+    [10, 20] (20 is the paper's value, reached from 140 samples per cluster).
     """
     if n_neighbors == "auto":
-        return int(np.clip(round(n_samples / max(n_clusters, 1) / 7), 5, 20))
+        return int(np.clip(round(n_samples / max(n_clusters, 1) / 7), 10, 20))
     return int(n_neighbors)
 
 

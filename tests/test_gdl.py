@@ -130,10 +130,11 @@ def test_all_identical_samples():
 def test_auto_n_neighbors():
     X, y = make_blobs(600, centers=20, cluster_std=0.3, center_box=(-30, 30), random_state=0)
     gdl = GDLClustering(n_clusters=20, n_neighbors="auto").fit(X)
-    assert gdl.n_neighbors_ == 5  # 600 / 20 / 7 = 4.3 -> clipped to 5
+    assert gdl.n_neighbors_ == 10  # 600 / 20 / 7 = 4.3 -> clipped to 10
     X2, _ = load_digits(return_X_y=True)
     assert GDLClustering(10, n_neighbors="auto").fit(X2).n_neighbors_ == 20
-    assert GDLClustering(3).fit(X[:10]).n_neighbors_ == 9  # at most n - 1
+    assert GDLClustering(3, n_neighbors=20).fit(X[:10]).n_neighbors_ == 9  # at most n - 1
+    assert GDLClustering(3).fit(X[:10]).n_neighbors_ == 9  # "auto" (10), at most n - 1
     with pytest.raises(ValueError, match="n_neighbors"):
         GDLClustering(3, n_neighbors="many").fit(X)
 

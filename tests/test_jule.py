@@ -55,9 +55,10 @@ def test_fitted_attributes(digits, digits_fit):
     periods = [h for h in j.history_ if h["period"] != "RC"]
     assert periods[0]["n_clusters_start"] == j.n_initial_clusters_
     assert periods[-1]["n_clusters_end"] == 10
-    # each period merges ceil(0.9 n_c) clusters (or down to K)
+    # each period merges ceil(eta n_c) clusters (or down to K)
+    assert 0.2 <= j.eta_ <= 0.9  # the default eta="auto"
     for h in periods:
-        expect = max(10, h["n_clusters_start"] - int(np.ceil(0.9 * h["n_clusters_start"])))
+        expect = max(10, h["n_clusters_start"] - int(np.ceil(j.eta_ * h["n_clusters_start"])))
         assert h["n_clusters_end"] == expect
         assert h["images_per_second"] > 0 and h["train_seconds"] > 0
     assert j.history_[-1]["period"] == "RC"
@@ -296,3 +297,18 @@ def test_custom_backbone(digits):
         JULEClustering(10, backbone=nn.Linear(5, 3)).fit(X[:100])
     with pytest.raises(ValueError, match="must return a torch.nn.Module"):
         JULEClustering(10, backbone=lambda shape: "resnet").fit(X[:100])
+
+
+def test_eta_auto_takes_four_periods_to_k():
+    X, _ = make_blobs(400, n_features=8, centers=4, random_state=0)
+    jule = JULEClustering(4, eta="auto", epochs_per_period=1, embedding_dim=8,
+                          random_state=0).fit(X)
+    n0 = jule.n_initial_clusters_
+    assert jule.eta_ == pytest.approx(np.clip(1 - (4 / n0) ** 0.25, 0.2, 0.9))
+    periods = [h for h in jule.history_ if h["period"] != "RC"]
+    assert len(periods) in (4, 5)  # ceil() may leave one short last period
+    assert periods[-1]["n_clusters_end"] == 4
+    fixed = JULEClustering(4, eta=0.9, epochs_per_period=1, embedding_dim=8,
+                           random_state=0).fit(X)
+    assert fixed.eta_ == 0.9
+    assert len(fixed.history_) - 1 < len(periods)
