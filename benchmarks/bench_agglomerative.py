@@ -67,7 +67,7 @@ def main():
 
         # The public estimator end to end (its own graph), as a user calls it.
         labels, t, peak, dpeak = C.measure(
-            lambda: GDLClustering(k, random_state=args.seed).fit_predict(X))
+            lambda: GDLClustering(k, n_neighbors=20, random_state=args.seed).fit_predict(X))
         table.add(name, n, "GDLClustering.fit_predict (end to end)", *C.scores(y, labels),
                   t, peak, dpeak)
 

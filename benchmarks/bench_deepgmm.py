@@ -76,7 +76,7 @@ def main():
             vae = AutoencoderTransformer(epochs=args.ae_epochs, variational=True,
                                          random_state=seed).fit(Xf)
             Zv = vae.transform(Xf)
-            return GDLClustering(k).fit_predict(Zv), Zv
+            return GDLClustering(k, n_neighbors=20).fit_predict(Zv), Zv
         (labels, Zv), t, peak, _ = C.measure(vae_gdl)
         row("VAE + GDLClustering", labels, Zv, t, peak)
 
@@ -101,7 +101,7 @@ def main():
 
         if name in args.jule_on:
             def jule_gmm():
-                Zj = JULETransformer(k, random_state=seed).fit_transform(X)
+                Zj = JULETransformer(k, eta=0.9, n_neighbors=20, random_state=seed).fit_transform(X)
                 return GaussianMixture(k, covariance_type="diag", n_init=5,
                                        random_state=seed).fit(Zj).predict(Zj), Zj
             (labels, Zj), t, peak, _ = C.measure(jule_gmm)

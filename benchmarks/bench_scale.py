@@ -47,6 +47,9 @@ def main():
     p.add_argument("--budget-seconds", type=float, default=1800)
     p.add_argument("--output")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--unknown-k", action="store_true",
+                   help="add GDLClustering(n_clusters=None).fit: K chosen from the merge history")
+    p.add_argument("--no-ward", action="store_true", help="skip scikit-learn's ward rows")
     args = p.parse_args()
 
     C.warm_up()
@@ -76,12 +79,22 @@ def main():
         t_graph = t
 
         est, t, peak, dpeak = C.measure(
-            lambda: GDLClustering(k, random_state=args.seed).fit(X))
+            lambda: GDLClustering(k, n_neighbors=20, random_state=args.seed).fit(X))
         table.add(name, n, X.shape[1], k, "GDLClustering.fit (end to end)",
                   *C.scores(y, est.labels_), t, peak, dpeak)
         if name == "mixture":
             fit_times.append((n, t_graph, t))
         del est
+
+        if args.unknown_k:
+            est, t, peak, dpeak = C.measure(
+                lambda: GDLClustering(None, n_neighbors=20, random_state=args.seed).fit(X))
+            table.add(name, n, X.shape[1], k,
+                      f"GDLClustering(n_clusters=None).fit: chose {est.n_clusters_}",
+                      *C.scores(y, est.labels_), t, peak, dpeak)
+            del est
+        if args.no_ward:
+            continue
 
         prev = [(m, s) for m, s in ward_time.items() if m < n]
         predicted = max((s * (n / m) ** 2 for m, s in prev), default=0.0)
