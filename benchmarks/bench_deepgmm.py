@@ -6,7 +6,9 @@ pretrained once, then AE + KMeans and AE + GMM on its codes; VAE +
 GDLClustering; DeepGMMClustering started from that same pretrained network
 with eta = 0 (the paper's "DeepGMM" ablation) and every eta of the paper's
 grid {1e-4, 1e-3, 1e-2, 1e-1} (the best is marked: chosen with the labels, as
-the paper does); and JULE features + GaussianMixture (the review's
+the paper does), for each mixture initialisation of ``--inits`` (``em``: the
+paper's EM on the codes; ``gdl``: the moments of a GDLClustering partition of
+the codes, whose own row is "AE + GDLClustering"); and JULE features + GaussianMixture (the review's
 "probabilistic JULE") where ``--jule-on`` asks for it.
 
 CH is the Calinski-Harabasz score of the labels in the space the method
@@ -35,6 +37,9 @@ def main():
     p = C.parser(__doc__, ["usps", "coil20", "mnist-full"])
     p.add_argument("--ae-epochs", type=int, default=50)
     p.add_argument("--epochs", type=int, default=20, help="joint deep-GMM epochs")
+    p.add_argument("--inits", nargs="+", default=["em", "gdl"], choices=["em", "gdl"])
+    p.add_argument("--etas", nargs="+", type=float, default=ETAS,
+                   help="the eta > 0 grid (the paper's by default)")
     p.add_argument("--jule-on", nargs="*", default=["usps"],
                    help="data sets that also get the JULE features + GMM row")
     args = p.parse_args()
@@ -71,6 +76,9 @@ def main():
         labels, t, peak, _ = C.measure(lambda: GaussianMixture(
             k, covariance_type="diag", n_init=5, random_state=seed).fit(Z).predict(Z))
         row("AE + GMM", labels, Z, t, peak)
+        labels, t, peak, _ = C.measure(
+            lambda: GDLClustering(k, random_state=seed).fit_predict(Z))
+        row("AE + GDLClustering", labels, Z, t, peak)
 
         def vae_gdl():
             vae = AutoencoderTransformer(epochs=args.ae_epochs, variational=True,
@@ -80,24 +88,26 @@ def main():
         (labels, Zv), t, peak, _ = C.measure(vae_gdl)
         row("VAE + GDLClustering", labels, Zv, t, peak)
 
-        results = []
-        for eta in [0.0] + ETAS:
-            try:
-                d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
-                    k, eta=eta, autoencoder=ae, epochs=args.epochs,
-                    random_state=seed).fit(Xf))
-            except ValueError as exc:  # divergence is reported, not fatal
-                print(f"DeepGMM eta={eta:g} failed: {exc}", flush=True)
-                table.add(name, n, f"DeepGMM eta={eta:g}: diverged", *[float("nan")] * 5)
-                continue
-            nmi = C.scores(y, d.labels_)[0]
-            results.append((eta, d, t, peak, nmi))
-            label = "DeepGMM (eta=0, ablation)" if eta == 0 else f"DeepGMM eta={eta:g}"
-            row(label, d.labels_, d.transform(Xf), t, peak)
-        if results[1:]:
-            eta, d, t, peak, nmi = max(results[1:], key=lambda r: r[4])
-            row(f"DeepGMM best eta={eta:g} (chosen with labels)", d.labels_,
-                d.transform(Xf), t, peak)
+        for init in args.inits:
+            results = []
+            for eta in [0.0] + list(args.etas):
+                tag = "DeepGMM" + ("" if init == "em" else f" init={init}")
+                try:
+                    d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
+                        k, eta=eta, autoencoder=ae, epochs=args.epochs, init=init,
+                        random_state=seed).fit(Xf))
+                except ValueError as exc:  # divergence is reported, not fatal
+                    print(f"{tag} eta={eta:g} failed: {exc}", flush=True)
+                    table.add(name, n, f"{tag} eta={eta:g}: diverged", *[float("nan")] * 5)
+                    continue
+                nmi = C.scores(y, d.labels_)[0]
+                results.append((eta, d, t, peak, nmi))
+                label = f"{tag} (eta=0, ablation)" if eta == 0 else f"{tag} eta={eta:g}"
+                row(label, d.labels_, d.transform(Xf), t, peak)
+            if results[1:]:
+                eta, d, t, peak, nmi = max(results[1:], key=lambda r: r[4])
+                row(f"{tag} best eta={eta:g} (chosen with labels)", d.labels_,
+                    d.transform(Xf), t, peak)
 
         if name in args.jule_on:
             def jule_gmm():

@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skjule import AutoencoderTransformer, DeepGMMClustering, GDLClustering
-from skjule._deepgmm import GMMLayer, _joint_log_prob, separability
+from skjule._deepgmm import GMMLayer, _joint_log_prob, mixture_from_partition, separability
 
 TINY_AE = dict(hidden_dims=(16,), epochs=2, random_state=0)
 
@@ -119,6 +119,38 @@ def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
     assert scores.shape == (100,) and np.all(np.isfinite(scores))
     assert d.score(X[:100]) == pytest.approx(scores.mean())
     assert d.transform(X[:7]).shape == (7, 10)
+
+
+def test_mixture_from_partition_has_the_partitions_moments():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    labels = np.repeat([0, 2, 3], 20)  # label 1 is empty
+    gm = mixture_from_partition(X, labels, 4, 1e-6)
+    np.testing.assert_allclose(gm.means_[2], X[20:40].mean(0))
+    np.testing.assert_allclose(gm.covariances_[3], X[40:].var(0) + 1e-6)
+    np.testing.assert_allclose(gm.means_[1], X.mean(0))  # empty: the overall moments
+    assert abs(gm.weights_.sum() - 1) < 1e-12 and gm.weights_[1] < 1e-4
+    np.testing.assert_allclose(gm.weights_[[0, 2, 3]], 1 / 3, rtol=1e-4)
+    # a usable scikit-learn mixture: its log-likelihood is the layer's
+    layer = GMMLayer(gm.means_, gm.covariances_, gm.weights_).double()
+    np.testing.assert_allclose(layer(torch.as_tensor(X)).detach().numpy(),
+                               gm.score_samples(X), rtol=1e-6)
+    assert gm.predict(X).shape == (60,)
+
+
+def test_gdl_init_starts_from_the_graph_partition(digits, ae):
+    X, y = digits
+    em = DeepGMMClustering(10, autoencoder=ae, epochs=0, random_state=0).fit(X)
+    gdl = DeepGMMClustering(10, init="gdl", autoencoder=ae, epochs=0, random_state=0).fit(X)
+    codes = ae.transform(X)
+    part = GDLClustering(10, random_state=0).fit_predict(codes)
+    np.testing.assert_allclose(gdl.gmm_init_.means_[part[0]], codes[part == part[0]].mean(0),
+                               rtol=1e-4, atol=1e-5)
+    # measured: the graph partition is a better start than EM on these codes
+    assert (normalized_mutual_info_score(y, gdl.labels_init_)
+            > normalized_mutual_info_score(y, em.labels_init_))
+    with pytest.raises(ValueError, match="init"):
+        DeepGMMClustering(10, init="kmeans", autoencoder=ae).fit(X)
 
 
 def test_divergence_is_reported(digits, ae):
