@@ -114,7 +114,8 @@ def mixture_from_partition(X, labels, k, reg_covar):
     empty = counts == 0
     means[empty], variances[empty] = X.mean(0), X.var(0)
     variances += reg_covar
-    weights = np.maximum(counts, 1e-3) / np.maximum(counts, 1e-3).sum()
+    weights = np.maximum(counts, 1e-3)
+    weights /= weights.sum()
     gmm = GaussianMixture(k, covariance_type="diag", reg_covar=reg_covar)
     gmm.weights_, gmm.means_, gmm.covariances_ = weights, means, variances
     gmm.precisions_cholesky_ = 1 / np.sqrt(variances)
@@ -186,8 +187,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         paper. ``"gdl"``: :class:`GDLClustering` on the codes, and each
         component the mean, diagonal variance and share of one of its
         clusters (no EM, which drifts back to the EM optimum). The graph
-        partition follows curved clusters a diagonal Gaussian cannot; measured
-        on USPS it starts the joint stage at NMI 0.80 instead of 0.68
+        partition follows curved clusters a diagonal Gaussian cannot; best
+        DeepGMM NMI on USPS 0.771 instead of 0.688, COIL-20 0.822 instead of
+        0.741, MNIST-full 0.825 instead of 0.789
         (benchmarks/results/deepgmm.md).
     gmm_n_init : int, default=5
         EM restarts of the initial ``GaussianMixture`` (``init="em"``).

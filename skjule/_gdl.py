@@ -59,7 +59,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         fixed 20, COIL-20 0.899 -> 0.945, UMist 0.774 -> 0.889, COIL-100
         0.957 -> 0.971 (Ks 10 on all three); USPS and MNIST are unchanged
         (Ks 20). Below 10 neighbours, 30-image-per-class subsets of the
-        scikit-learn digits lost 0.06 to 0.15 NMI. With ``n_clusters=None`` the K of a first pass
+        scikit-learn digits lost 0.06 to 0.15 NMI
+        (benchmarks/results/ks_floor.md). With ``n_clusters=None`` the K of a first pass
         with ``Ks = 20`` stands in for ``n_clusters``.
     a : float, default=1.0
         ``sigma^2 = a * mean squared neighbour distance`` in eq. 4.
