@@ -126,6 +126,10 @@ class MergeEngine:
     verbose : bool
     """
 
+    # Entries kept beyond Kc in each neighbour list (None: max(Kc, 5)); 0
+    # rebuilds a list whenever a merge touches one of its entries.
+    _top_buffer = None
+
     def __init__(self, n_neighbors=20, a=1.0, n_cluster_neighbors=5, lam=1.0,
                  fast=False, knn_method="auto", random_state=None, n_jobs=None,
                  verbose=False):
@@ -203,10 +207,9 @@ class MergeEngine:
             g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights, self.label, m
         )
         kc = int(self.n_cluster_neighbors)
-        self.top_idx = np.full((m, kc), -1, dtype=np.int64)
-        self.top_val = np.zeros((m, kc))
-        self.loss = K.init_losses(self.S, self.size, self.alive, self.top_idx,
-                                  self.top_val, float(self.lam))
+        self.top = K.make_top(m, kc, self._top_buffer)
+        self.loss = K.init_losses(self.S, self.size, self.alive, self.top,
+                                  float(self.lam), kc)
         self.tree = K.tree_init(self.loss)
         self.work = K.make_work(n, m)
         self.n_alive = int(self.alive.sum())
@@ -272,8 +275,8 @@ class MergeEngine:
         kept = K.merge(
             a, b, self.S, self.size, self.label, self.head, self.tail, self.nxt,
             self.alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
-            self.top_idx, self.top_val, self.loss, self.tree, float(self.lam),
-            self.work, bool(self.fast),
+            self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
+            float(self.lam), self.work, bool(self.fast),
         )
         self.node[kept] = self.next_node_
         self.next_node_ += 1
@@ -296,7 +299,7 @@ class MergeEngine:
                 n_stop, large_min_size, n_large_stop, max_steps,
                 self.S, self.size, self.label, self.head, self.tail, self.nxt,
                 self.alive, g.indices, g.weights, g.in_indptr, g.in_indices,
-                g.in_weights, self.top_idx, self.top_val, self.loss, self.tree,
+                g.in_weights, self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
                 float(self.lam), self.work, bool(self.fast),
                 self.n_alive, self.node, self.next_node_, self.children_,
                 self.merge_losses_, self.n_merged_,
@@ -361,7 +364,7 @@ class MergeEngine:
 
     def merge_isolated(self, n_stop):
         """Attach clusters with no affinity to any other to the nearest centroid."""
-        isolated = np.flatnonzero(self.alive & (self.top_idx[:, 0] < 0))
+        isolated = np.flatnonzero(self.alive & (self.top[0][:, 0] < 0))
         if isolated.size and self.n_alive > n_stop:
             self._centroid_merges(isolated, np.ones_like(self.alive), n_stop)
 

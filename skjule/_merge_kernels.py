@@ -28,10 +28,18 @@ smaller cluster into the larger keeps the total work ``O(n k log n)`` for
 bounded in-degrees. ``fast=True`` drops the cross terms
 (``S(C <- c) ~ S(C <- a) + S(C <- b)``), the approximation of the authors' code.
 
-Each live cluster keeps its ``Kc`` most affine neighbours (``top_idx``,
-``top_val``, descending, ties to the smaller index) and its eq. 7 loss; a
-segment tree gives the cluster of smallest loss in ``O(1)`` and updates in
-``O(log n)``.
+Each live cluster keeps its eq. 7 loss and a sorted list of its most affine
+neighbours (``top_idx``, ``top_val``: descending, ties to the smaller index),
+``B >= Kc`` long, with a bound ``floor`` (an affinity and its index) that every
+neighbour missing from the list is worse than. A merge ``a u b`` changes the
+affinities of a neighbour ``c`` only towards ``a`` and ``b``, so ``c``'s list
+is updated in place - drop ``a`` and ``b``, insert ``a u b`` if it beats the
+floor - and is rebuilt from ``S[c]`` only when fewer than ``Kc`` entries are
+known to be exact. Without the buffer every neighbour that had ``a`` or ``b``
+among its ``Kc`` best was rebuilt at every merge, which made merges into a
+large hub cluster cost ``O(sum of neighbour degrees)`` each. The first ``Kc``
+entries are always the exact ``Kc`` best. A segment tree gives the cluster of
+smallest loss in ``O(1)`` and updates in ``O(log n)``.
 """
 
 import numpy as np
@@ -115,7 +123,11 @@ def _better(v1, i1, v2, i2):
 
 @njit(**_NJIT)
 def _insert_top(top_idx, top_val, i, j, v):
-    """Insert neighbour ``j`` with affinity ``v`` into the sorted top list of ``i``."""
+    """Insert neighbour ``j`` with affinity ``v`` into the sorted list of ``i``.
+
+    Returns the entry that no longer fits (``j`` itself when it does not beat
+    the last entry of a full list), or ``(-1, 0.0)``.
+    """
     kc = top_idx.shape[1]
     pos = kc
     while pos > 0:
@@ -124,29 +136,94 @@ def _insert_top(top_idx, top_val, i, j, v):
             break
         pos -= 1
     if pos >= kc:
-        return
+        return j, v
+    out_j = top_idx[i, kc - 1]
+    out_v = top_val[i, kc - 1]
     for q in range(kc - 1, pos, -1):
         top_idx[i, q] = top_idx[i, q - 1]
         top_val[i, q] = top_val[i, q - 1]
     top_idx[i, pos] = j
     top_val[i, pos] = v
+    return out_j, out_v
 
 
 @njit(**_NJIT)
-def recompute_top(S, size, i, top_idx, top_val):
-    """Rebuild the ``Kc`` most affine neighbours of cluster ``i`` from ``S``."""
+def _lower_floor(floor_idx, floor_val, i, j, v):
+    """Raise the bound of the entries missing from ``i``'s list to ``(v, j)``."""
+    if j >= 0 and (floor_idx[i] < 0 or _better(v, j, floor_val[i], floor_idx[i])):
+        floor_idx[i] = j
+        floor_val[i] = v
+
+
+@njit(**_NJIT)
+def recompute_top(S, size, i, top):
+    """Rebuild the list of cluster ``i`` and its floor from ``S``."""
+    top_idx, top_val, floor_idx, floor_val = top
     top_idx[i, :] = -1
     top_val[i, :] = 0.0
-    for j in S[i]:
-        v = affinity(S, size, i, j)
+    floor_idx[i] = -1
+    floor_val[i] = 0.0
+    si = float(size[i])
+    for j, sij in S[i].items():
+        sj = float(size[j])
+        v = sij / (si * si) + S[j][i] / (sj * sj)
         if v > 0.0:
-            _insert_top(top_idx, top_val, i, j, v)
+            oj, ov = _insert_top(top_idx, top_val, i, j, v)
+            _lower_floor(floor_idx, floor_val, i, oj, ov)
 
 
 @njit(**_NJIT)
-def loss_of(top_val, i, lam):
+def _update_top(S, size, c, a, b, top, kc, may_rise):
+    """``a`` and ``b`` were merged into slot ``a``: update ``c``'s list in place.
+
+    Exact: the affinities of ``c`` to clusters other than ``a`` and ``b`` did
+    not change. ``may_rise`` is False when ``A(c, a u b) <= A(c, a)`` is known
+    (no ``S`` entry between ``c`` and ``a`` grew): then a list holding neither
+    ``a`` nor ``b`` stays as it is. Rebuilds from ``S[c]`` when fewer than
+    ``kc`` entries are certain. Returns whether the list may have changed.
+    """
+    top_idx, top_val, floor_idx, floor_val = top
+    width = top_idx.shape[1]
+    if not may_rise:
+        listed = False
+        for q in range(width):
+            t = top_idx[c, q]
+            if t < 0:
+                break
+            if t == a or t == b:
+                listed = True
+                break
+        if not listed:
+            return False
+    # Drop a and b, keeping the list packed.
+    w = 0
+    for q in range(width):
+        t = top_idx[c, q]
+        if t < 0:
+            break
+        if t == a or t == b:
+            continue
+        top_idx[c, w] = t
+        top_val[c, w] = top_val[c, q]
+        w += 1
+    for q in range(w, width):
+        top_idx[c, q] = -1
+        top_val[c, q] = 0.0
+    v = affinity(S, size, c, a)
+    if v > 0.0:
+        if floor_idx[c] < 0 or _better(v, a, floor_val[c], floor_idx[c]):
+            oj, ov = _insert_top(top_idx, top_val, c, a, v)
+            _lower_floor(floor_idx, floor_val, c, oj, ov)
+            if oj < 0:
+                w += 1
+    if w < kc and floor_idx[c] >= 0:
+        recompute_top(S, size, c, top)
+    return True
+
+
+@njit(**_NJIT)
+def loss_of(top_val, i, lam, kc):
     """Eq. 7: ``-A1 - lam / (Kc - 1) * sum_{k >= 2} (A1 - Ak)``; missing neighbours count as 0."""
-    kc = top_val.shape[1]
     a1 = top_val[i, 0]
     if kc < 2:
         return -a1
@@ -206,7 +283,7 @@ def join_members(src, dst, label, head, tail, nxt):
 @njit(**_NJIT)
 def merge(a, b, S, size, label, head, tail, nxt, alive,
           out_idx, out_w, in_ptr, in_idx, in_w,
-          top_idx, top_val, loss, tree, lam,
+          top, kc, loss, tree, lam,
           work, fast):
     """Merge clusters ``a`` and ``b``; the larger keeps its slot, which is returned."""
     if size[b] > size[a] or (size[b] == size[a] and b < a):
@@ -240,21 +317,26 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
                     nt += 1
                 out_acc[y] += in_w[e]
             x = nxt[x]
-        # Change of P(y, .) from a to a u b, summed per cluster of y.
+        # Change of P(y, .) from a to a u b, summed per cluster of y:
+        # (ia + ib)(oa + ob) - ia oa = ib ob + ia ob + ib oa, so y's in-edges
+        # (which can be thousands for a hub sample) are read only when y
+        # points to b, and its out-edges only when b points to y.
         ng = 0
         for t in range(nt):
             y = touched[t]
-            ia = 0.0
-            oa = 0.0
-            for e in range(k):
-                if label[out_idx[y, e]] == a:
-                    oa += out_w[y, e]
-            for e in range(in_ptr[y], in_ptr[y + 1]):
-                if label[in_idx[e]] == a:
-                    ia += in_w[e]
             ib = in_acc[y]
             ob = out_acc[y]
-            delta = (ia + ib) * (oa + ob) - ia * oa
+            ia = 0.0
+            oa = 0.0
+            if ib != 0.0:
+                for e in range(k):
+                    if label[out_idx[y, e]] == a:
+                        oa += out_w[y, e]
+            if ob != 0.0:
+                for e in range(in_ptr[y], in_ptr[y + 1]):
+                    if label[in_idx[e]] == a:
+                        ia += in_w[e]
+            delta = ib * ob + ia * ob + ib * oa
             in_acc[y] = 0.0
             out_acc[y] = 0.0
             smark[y] = False
@@ -271,8 +353,8 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
             if a not in S[c]:
                 S[c][a] = 0.0
             gain[c] = 0.0
-            cmark[c] = False
     else:
+        ng = 0
         for c in S[b]:
             if c == a:
                 continue
@@ -281,9 +363,14 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
                 S[c][a] = 0.0
 
     # S(c <- C) = S(a <- C) + S(b <- C), and b disappears from every dict.
+    # cmark flags the clusters whose S entries with a grew (gtouched lists them).
     for c in S[b]:
         if c == a:
             continue
+        if not cmark[c]:
+            cmark[c] = True
+            gtouched[ng] = c
+            ng += 1
         v = S[c].pop(b)
         S[c][a] = S[c].get(a, 0.0) + v
         if c not in S[a]:
@@ -301,31 +388,23 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     alive[b] = False
 
     # Losses: b leaves, a is rebuilt, a's neighbours are updated.
+    top_idx, top_val, floor_idx, floor_val = top
     loss[b] = np.inf
     top_idx[b, :] = -1
     top_val[b, :] = 0.0
+    floor_idx[b] = -1
     tree_update(tree, loss, b)
-    recompute_top(S, size, a, top_idx, top_val)
-    loss[a] = loss_of(top_val, a, lam)
+    recompute_top(S, size, a, top)
+    loss[a] = loss_of(top_val, a, lam, kc)
     tree_update(tree, loss, a)
-    kc = top_idx.shape[1]
     for c in S[a]:
-        full = False
-        for q in range(kc):
-            t = top_idx[c, q]
-            if t == a or t == b:
-                full = True
-                break
-        if full:
-            recompute_top(S, size, c, top_idx, top_val)
-        else:
-            v = affinity(S, size, c, a)
-            if v > 0.0:
-                _insert_top(top_idx, top_val, c, a, v)
-        new_loss = loss_of(top_val, c, lam)
-        if new_loss != loss[c]:
-            loss[c] = new_loss
-            tree_update(tree, loss, c)
+        if _update_top(S, size, c, a, b, top, kc, cmark[c]):
+            new_loss = loss_of(top_val, c, lam, kc)
+            if new_loss != loss[c]:
+                loss[c] = new_loss
+                tree_update(tree, loss, c)
+    for t in range(ng):
+        cmark[gtouched[t]] = False
     return a
 
 
@@ -342,14 +421,25 @@ def make_work(n_samples, n_slots):
     )
 
 
+def make_top(n_slots, kc, buffer=None):
+    """Empty neighbour lists (``top_idx, top_val, floor_idx, floor_val``), ``kc + buffer`` wide."""
+    width = kc + (max(kc, 5) if buffer is None else int(buffer))
+    return (
+        np.full((n_slots, width), -1, dtype=np.int64),
+        np.zeros((n_slots, width)),
+        np.full(n_slots, -1, dtype=np.int64),
+        np.zeros(n_slots),
+    )
+
+
 @njit(**_NJIT)
-def init_losses(S, size, alive, top_idx, top_val, lam):
+def init_losses(S, size, alive, top, lam, kc):
     m = size.shape[0]
     loss = np.full(m, np.inf)
     for i in range(m):
         if alive[i]:
-            recompute_top(S, size, i, top_idx, top_val)
-            loss[i] = loss_of(top_val, i, lam)
+            recompute_top(S, size, i, top)
+            loss[i] = loss_of(top[1], i, lam, kc)
     return loss
 
 
@@ -357,7 +447,7 @@ def init_losses(S, size, alive, top_idx, top_val, lam):
 def merge_loop(n_stop, large_min_size, n_large_stop, max_steps,
                S, size, label, head, tail, nxt, alive,
                out_idx, out_w, in_ptr, in_idx, in_w,
-               top_idx, top_val, loss, tree, lam,
+               top, kc, loss, tree, lam,
                work, fast,
                n_alive, node, next_node, children, merge_loss, n_merged):
     """Greedy eq. 7 merges while more than ``n_stop`` clusters are alive.
@@ -381,9 +471,9 @@ def merge_loop(n_stop, large_min_size, n_large_stop, max_steps,
         if n_large_stop >= 0 and n_large <= n_large_stop:
             return 0, n_alive, next_node, n_merged
         i = tree[1]
-        if loss[i] >= 0.0 or top_idx[i, 0] < 0:
+        j = top[0][i, 0]
+        if loss[i] >= 0.0 or j < 0:
             return 1, n_alive, next_node, n_merged
-        j = top_idx[i, 0]
         was = 0
         if n_large_stop >= 0:
             if size[i] >= large_min_size:
@@ -396,7 +486,7 @@ def merge_loop(n_stop, large_min_size, n_large_stop, max_steps,
         n_merged += 1
         kept = merge(i, j, S, size, label, head, tail, nxt, alive,
                      out_idx, out_w, in_ptr, in_idx, in_w,
-                     top_idx, top_val, loss, tree, lam,
+                     top, kc, loss, tree, lam,
                      work, fast)
         node[kept] = next_node
         next_node += 1

@@ -103,6 +103,63 @@ def test_incremental_equals_recomputation(X, ks, fast):
                     fresh[a].get(b, 0.0), rel=1e-9, abs=1e-12)
 
 
+def exact_top(engine, i, kc):
+    """The ``kc`` best (index, affinity) of slot ``i``, from S, by brute force."""
+    cand = [(-engine.affinity(i, j), j) for j in engine.S[i].keys()]
+    cand = sorted(c for c in cand if c[0] < 0)[:kc]
+    return [j for _, j in cand], [-v for v, _ in cand]
+
+
+def check_lists_exact(e, kc):
+    for i in np.flatnonzero(e.alive):
+        idx, val = exact_top(e, i, kc)
+        got = e.top[0][i, :kc]
+        np.testing.assert_array_equal(got[got >= 0], idx)
+        np.testing.assert_allclose(e.top[1][i, :len(val)], val, rtol=1e-12)
+
+
+@given(X=small_data(), ks=st.integers(1, 6), kc=st.integers(1, 5),
+       buffer=st.integers(0, 6), fast=st.booleans())
+def test_buffered_neighbour_lists_stay_exact(X, ks, kc, buffer, fast):
+    """Lists updated in place keep the exact Kc best neighbours after every
+    merge, and give the same hierarchy as rebuilding every touched list."""
+    ks = min(ks, X.shape[0] - 1)
+    runs = []
+    for buf in (0, buffer):
+        e = MergeEngine(n_neighbors=ks, n_cluster_neighbors=kc, fast=fast,
+                        knn_method="exact")
+        e._top_buffer = buf
+        e.start(X)
+        assert e.top[0].shape[1] == kc + buf
+        while e.step():
+            check_lists_exact(e, kc)
+        runs.append(e)
+    r = runs[0].n_merged_
+    assert runs[1].n_merged_ == r
+    np.testing.assert_array_equal(runs[0].children_[:r], runs[1].children_[:r])
+    np.testing.assert_array_equal(runs[0].merge_losses_[:r], runs[1].merge_losses_[:r])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_buffered_lists_on_larger_data(seed):
+    """Clusters with many neighbour clusters, a dense hub among sparse points:
+    the in-place path and its rebuild fallback both run, and stay exact."""
+    rng = np.random.RandomState(seed)
+    X = np.vstack([rng.randn(150, 4) * 0.3, rng.randn(250, 4) * 2.0])
+    runs = []
+    for buf in (0, 1, 5):
+        e = MergeEngine(n_neighbors=10, n_cluster_neighbors=5, knn_method="exact")
+        e._top_buffer = buf
+        e.start(X)
+        while e.n_clusters_ > 1:
+            assert e.step()
+            check_lists_exact(e, 5)
+        runs.append(e)
+    for e in runs[1:]:
+        np.testing.assert_array_equal(e.children_, runs[0].children_)
+        np.testing.assert_array_equal(e.merge_losses_, runs[0].merge_losses_)
+
+
 def test_fast_mode_drops_cross_terms():
     """With fast=True, S(C <- a u b) = S(C <- a) + S(C <- b): affinities differ
     from the exact ones as soon as a sample links to both merged clusters."""
