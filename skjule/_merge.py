@@ -211,7 +211,7 @@ class MergeEngine:
         self.loss = K.init_losses(self.S, self.size, self.alive, self.top,
                                   float(self.lam), kc)
         self.tree = K.tree_init(self.loss)
-        self.work = K.make_work(n, m)
+        self.work = K.make_work(n, m, self.top[0].shape[1])
         self.n_alive = int(self.alive.sum())
 
     def rebuild(self, X, graph=None):

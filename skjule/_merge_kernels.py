@@ -122,54 +122,104 @@ def _better(v1, i1, v2, i2):
 
 
 @njit(**_NJIT)
-def _insert_top(top_idx, top_val, i, j, v):
-    """Insert neighbour ``j`` with affinity ``v`` into the sorted list of ``i``.
+def _terms(S, size, i, j):
+    """``A(i, j) = u / |i|^2 + w`` with ``u = S[i][j]`` and ``w = S[j][i] / |j|^2``."""
+    u = S[i][j]
+    sj = float(size[j])
+    w = S[j][i] / (sj * sj)
+    si = float(size[i])
+    return u / (si * si) + w, u, w
+
+
+@njit(**_NJIT)
+def _insert_top(top, i, j, v, u, w):
+    """Insert neighbour ``j`` (affinity ``v = u / |i|^2 + w``) into ``i``'s list.
 
     Returns the entry that no longer fits (``j`` itself when it does not beat
-    the last entry of a full list), or ``(-1, 0.0)``.
+    the last entry of a full list), or ``j = -1``.
     """
-    kc = top_idx.shape[1]
-    pos = kc
+    top_idx, top_val, top_u, top_w = top[0], top[1], top[2], top[3]
+    width = top_idx.shape[1]
+    pos = width
     while pos > 0:
         pj = top_idx[i, pos - 1]
         if pj >= 0 and not _better(v, j, top_val[i, pos - 1], pj):
             break
         pos -= 1
-    if pos >= kc:
-        return j, v
-    out_j = top_idx[i, kc - 1]
-    out_v = top_val[i, kc - 1]
-    for q in range(kc - 1, pos, -1):
+    if pos >= width:
+        return j, v, u, w
+    q = width - 1
+    out = (top_idx[i, q], top_val[i, q], top_u[i, q], top_w[i, q])
+    for q in range(width - 1, pos, -1):
         top_idx[i, q] = top_idx[i, q - 1]
         top_val[i, q] = top_val[i, q - 1]
+        top_u[i, q] = top_u[i, q - 1]
+        top_w[i, q] = top_w[i, q - 1]
     top_idx[i, pos] = j
     top_val[i, pos] = v
-    return out_j, out_v
+    top_u[i, pos] = u
+    top_w[i, pos] = w
+    return out
 
 
 @njit(**_NJIT)
-def _lower_floor(floor_idx, floor_val, i, j, v):
-    """Raise the bound of the entries missing from ``i``'s list to ``(v, j)``."""
-    if j >= 0 and (floor_idx[i] < 0 or _better(v, j, floor_val[i], floor_idx[i])):
+def _unlist(top, i, j, v, u, w):
+    """Entry ``j`` is left out of ``i``'s list: raise the bounds of the missing entries."""
+    if j < 0:
+        return
+    floor_idx, floor_val, floor_u, floor_w = top[4], top[5], top[6], top[7]
+    if floor_idx[i] < 0 or _better(v, j, floor_val[i], floor_idx[i]):
         floor_idx[i] = j
         floor_val[i] = v
+    floor_u[i] = max(floor_u[i], u)
+    floor_w[i] = max(floor_w[i], w)
+
+
+@njit(**_NJIT)
+def _place(top, i, j, v, u, w):
+    """Insert ``j`` if it beats the floor of ``i``, else leave it out (bounds raised)."""
+    if v <= 0.0:
+        return
+    floor_idx = top[4]
+    if floor_idx[i] < 0 or _better(v, j, top[5][i], floor_idx[i]):
+        oj, ov, ou, ow = _insert_top(top, i, j, v, u, w)
+        _unlist(top, i, oj, ov, ou, ow)
+    else:
+        _unlist(top, i, j, v, u, w)
+
+
+@njit(**_NJIT)
+def _clear_row(top, i):
+    top[0][i, :] = -1
+    top[1][i, :] = 0.0
+    top[2][i, :] = 0.0
+    top[3][i, :] = 0.0
+
+
+@njit(**_NJIT)
+def _n_listed(top_idx, i):
+    n = 0
+    while n < top_idx.shape[1] and top_idx[i, n] >= 0:
+        n += 1
+    return n
 
 
 @njit(**_NJIT)
 def recompute_top(S, size, i, top):
-    """Rebuild the list of cluster ``i`` and its floor from ``S``."""
-    top_idx, top_val, floor_idx, floor_val = top
-    top_idx[i, :] = -1
-    top_val[i, :] = 0.0
-    floor_idx[i] = -1
-    floor_val[i] = 0.0
+    """Rebuild the list of cluster ``i`` and its bounds from ``S``."""
+    _clear_row(top, i)
+    top[4][i] = -1
+    top[5][i] = 0.0
+    top[6][i] = 0.0
+    top[7][i] = 0.0
     si = float(size[i])
-    for j, sij in S[i].items():
+    for j, u in S[i].items():
         sj = float(size[j])
-        v = sij / (si * si) + S[j][i] / (sj * sj)
+        w = S[j][i] / (sj * sj)
+        v = u / (si * si) + w
         if v > 0.0:
-            oj, ov = _insert_top(top_idx, top_val, i, j, v)
-            _lower_floor(floor_idx, floor_val, i, oj, ov)
+            oj, ov, ou, ow = _insert_top(top, i, j, v, u, w)
+            _unlist(top, i, oj, ov, ou, ow)
 
 
 @njit(**_NJIT)
@@ -182,7 +232,7 @@ def _update_top(S, size, c, a, b, top, kc, may_rise):
     ``a`` nor ``b`` stays as it is. Rebuilds from ``S[c]`` when fewer than
     ``kc`` entries are certain. Returns whether the list may have changed.
     """
-    top_idx, top_val, floor_idx, floor_val = top
+    top_idx = top[0]
     width = top_idx.shape[1]
     if not may_rise:
         listed = False
@@ -196,29 +246,74 @@ def _update_top(S, size, c, a, b, top, kc, may_rise):
         if not listed:
             return False
     # Drop a and b, keeping the list packed.
-    w = 0
+    n = 0
     for q in range(width):
         t = top_idx[c, q]
         if t < 0:
             break
         if t == a or t == b:
             continue
-        top_idx[c, w] = t
-        top_val[c, w] = top_val[c, q]
-        w += 1
-    for q in range(w, width):
+        top_idx[c, n] = t
+        top[1][c, n] = top[1][c, q]
+        top[2][c, n] = top[2][c, q]
+        top[3][c, n] = top[3][c, q]
+        n += 1
+    for q in range(n, width):
         top_idx[c, q] = -1
-        top_val[c, q] = 0.0
-    v = affinity(S, size, c, a)
-    if v > 0.0:
-        if floor_idx[c] < 0 or _better(v, a, floor_val[c], floor_idx[c]):
-            oj, ov = _insert_top(top_idx, top_val, c, a, v)
-            _lower_floor(floor_idx, floor_val, c, oj, ov)
-            if oj < 0:
-                w += 1
-    if w < kc and floor_idx[c] >= 0:
+        top[1][c, q] = 0.0
+    v, u, w = _terms(S, size, c, a)
+    _place(top, c, a, v, u, w)
+    if _n_listed(top_idx, c) < kc and top[4][c] >= 0:
         recompute_top(S, size, c, top)
     return True
+
+
+@njit(**_NJIT)
+def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old):
+    """``a`` absorbed ``b``: update ``a``'s own list without reading all of ``S[a]``.
+
+    ``A(a, j) = S[a][j] / |a|^2 + S[j][a] / |j|^2``. For a neighbour ``j``
+    whose ``S`` entries with ``a`` did not grow (not in ``flagged``), only
+    ``|a|`` changed, so every missing one is at most
+    ``floor_u / |a|^2 + floor_w`` (the largest ``u`` and ``w`` among them) and
+    at most its old value. The old entries and the flagged neighbours are
+    re-evaluated; the list is rebuilt from ``S[a]`` only when fewer than
+    ``kc`` entries are certain.
+    """
+    top_idx = top[0]
+    width = top_idx.shape[1]
+    floor_idx = top[4]
+    if floor_idx[a] >= 0:
+        sa = float(size[a])
+        bound = top[6][a] / (sa * sa) + top[7][a]
+        if bound < top[5][a]:
+            # A strict bound: index 0 never beats a real slot on ties.
+            top[5][a] = bound
+            floor_idx[a] = 0
+    for q in range(width):
+        old[q] = top_idx[a, q]
+    _clear_row(top, a)
+    for q in range(width):
+        j = old[q]
+        if j < 0:
+            break
+        if j == b:
+            continue
+        v, u, w = _terms(S, size, a, j)
+        _place(top, a, j, v, u, w)
+    for r in range(n_flagged):
+        j = flagged[r]
+        seen = False
+        for q in range(width):
+            if old[q] == j:
+                seen = True
+                break
+        if seen:
+            continue
+        v, u, w = _terms(S, size, a, j)
+        _place(top, a, j, v, u, w)
+    if _n_listed(top_idx, a) < kc and floor_idx[a] >= 0:
+        recompute_top(S, size, a, top)
 
 
 @njit(**_NJIT)
@@ -289,7 +384,7 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     if size[b] > size[a] or (size[b] == size[a] and b < a):
         a, b = b, a
     k = out_idx.shape[1]
-    in_acc, out_acc, smark, touched, gain, cmark, gtouched = work
+    in_acc, out_acc, smark, touched, gain, cmark, gtouched, old = work
 
     if not fast:
         # in_b / out_b of every sample adjacent to b, outside a and b.
@@ -387,14 +482,13 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     size[b] = 0
     alive[b] = False
 
-    # Losses: b leaves, a is rebuilt, a's neighbours are updated.
-    top_idx, top_val, floor_idx, floor_val = top
+    # Losses: b leaves, a's list is regrown, a's neighbours are updated.
+    top_val = top[1]
     loss[b] = np.inf
-    top_idx[b, :] = -1
-    top_val[b, :] = 0.0
-    floor_idx[b] = -1
+    _clear_row(top, b)
+    top[4][b] = -1
     tree_update(tree, loss, b)
-    recompute_top(S, size, a, top)
+    _regrow_top(S, size, a, b, top, kc, gtouched, ng, old)
     loss[a] = loss_of(top_val, a, lam, kc)
     tree_update(tree, loss, a)
     for c in S[a]:
@@ -408,8 +502,9 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     return a
 
 
-def make_work(n_samples, n_slots):
-    """Scratch arrays for :func:`merge` (all zero / False between calls)."""
+def make_work(n_samples, n_slots, width):
+    """Scratch arrays for :func:`merge` (all zero / False between calls);
+    ``width`` is the width of the neighbour lists."""
     return (
         np.zeros(n_samples),
         np.zeros(n_samples),
@@ -418,16 +513,26 @@ def make_work(n_samples, n_slots):
         np.zeros(n_slots),
         np.zeros(n_slots, dtype=np.bool_),
         np.empty(n_slots, dtype=np.int64),
+        np.empty(width, dtype=np.int64),
     )
 
 
 def make_top(n_slots, kc, buffer=None):
-    """Empty neighbour lists (``top_idx, top_val, floor_idx, floor_val``), ``kc + buffer`` wide."""
+    """Empty neighbour lists, ``kc + buffer`` wide (``buffer=None``: ``max(kc, 5)``).
+
+    A tuple ``(idx, val, u, w, floor_idx, floor_val, floor_u, floor_w)``:
+    per slot the sorted entries (neighbour, affinity and its two terms) and
+    the bounds of the entries left out (``floor_idx = -1``: none left out).
+    """
     width = kc + (max(kc, 5) if buffer is None else int(buffer))
     return (
         np.full((n_slots, width), -1, dtype=np.int64),
         np.zeros((n_slots, width)),
+        np.zeros((n_slots, width)),
+        np.zeros((n_slots, width)),
         np.full(n_slots, -1, dtype=np.int64),
+        np.zeros(n_slots),
+        np.zeros(n_slots),
         np.zeros(n_slots),
     )
 
