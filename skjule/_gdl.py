@@ -241,7 +241,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             choice = choose_n_clusters(
                 self._engine, X, self.n_neighbors,
                 distance_threshold=self.distance_threshold,
-                rng=check_random_state(self.random_state),
+                rng=check_random_state(self.random_state), on_sphere=self.normalize,
             )
             k = choice.n_clusters
             ks = choice.n_neighbors

@@ -241,7 +241,8 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             # final K. Choosing again on the learned embedding measured worse
             # (docs/unknown_k.rst).
             raw_choice = choose_n_clusters(
-                lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng)
+                lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng,
+                on_sphere=self.normalize)
             k = min(max(2, raw_choice.n_clusters), n)
         ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
 

@@ -30,7 +30,7 @@ from numba import njit
 
 from ._merge import cut_hierarchy
 from ._merge_kernels import join_members
-from ._validation import resolve_n_neighbors
+from ._validation import l2_normalize, resolve_n_neighbors
 
 __all__ = ["modularity_curve", "choose_n_clusters", "threshold_cut"]
 
@@ -182,21 +182,26 @@ def cut_fraction(engine, n_clusters):
     return float(g.weights[labels[:, None] != labels[g.indices]].sum() / total)
 
 
-def structure_check(make_engine, X, n_neighbors, rng, n_samples=NULL_SAMPLES):
+def structure_check(make_engine, X, n_neighbors, rng, n_samples=NULL_SAMPLES,
+                    on_sphere=False):
     """How much less graph weight the data's best cut severs than a Gaussian's.
 
     On a random subset of at most ``n_samples`` samples: the share of kNN
     edge weight between the clusters of the most modular cut of the data's
     hierarchy (at ``k`` clusters), divided by the same share for the cut at
     ``k`` clusters of the hierarchy of a Gaussian with the data's mean and
-    covariance (same engine settings). Well separated clusters give about
-    0; a single blob about 1 (measured 0.86 to 2.5 on blobs, 0.07 to 0.39 on
-    the six benchmark image sets).
+    covariance (same engine settings), projected onto the unit sphere when
+    the data were (``on_sphere``: the estimators' ``normalize=True``).
+    Well separated clusters give about 0; a single blob about 1
+    (``benchmarks/results/structure_check.md``).
     """
     if X.shape[0] > n_samples:
         X = X[np.sort(rng.choice(X.shape[0], n_samples, replace=False))]
     data, _, k = _best_modularity(make_engine, X, n_neighbors)
-    ref, q_ref, _ = _best_modularity(make_engine, gaussian_reference(X, rng), n_neighbors)
+    reference = gaussian_reference(X, rng)
+    if on_sphere:
+        reference = l2_normalize(reference)
+    ref, q_ref, _ = _best_modularity(make_engine, reference, n_neighbors)
     k_ref = min(k, ref.n_samples_)
     cut_ref = cut_fraction(ref, max(k_ref, ref.n_samples_ - ref.n_merged_))
     cut_data = cut_fraction(data, k)
@@ -231,7 +236,8 @@ def threshold_cut(engine, distance_threshold):
     return first + (int(stop[0]) if stop.size else losses.size)
 
 
-def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng):
+def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng,
+                      on_sphere=False):
     """Pick the number of clusters of ``X`` from the engine's merge history.
 
     Parameters
@@ -246,6 +252,10 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     distance_threshold : float or None
         Cut at the first merge whose loss is at or above it (no modularity).
     rng : RandomState
+    on_sphere : bool
+        ``X`` was L2-normalised: the single-blob check's Gaussian reference
+        is projected onto the unit sphere too (2-D data, for one, become a
+        circle, whose kNN graph a filled Gaussian does not resemble).
 
     Returns
     -------
@@ -267,7 +277,7 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
     labels = cut_hierarchy(engine.children_[:engine.n_merged_], n, k_mod)
     sizes = np.bincount(labels)
     k = max(1, int(np.count_nonzero(sizes >= FRAGMENT_FRACTION * n / k_mod)))
-    ratio = structure_check(make_engine, X, ks, rng)
+    ratio = structure_check(make_engine, X, ks, rng, on_sphere=on_sphere)
     if not ratio < CUT_RATIO:
         warnings.warn(
             f"No cluster structure found: the best cut of the merge hierarchy "

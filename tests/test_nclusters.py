@@ -67,7 +67,8 @@ def test_separated_blobs_give_their_number(seed, centers):
     np.testing.assert_array_equal(known.labels_, gdl.labels_)
 
 
-@pytest.mark.parametrize("n_features, normalize", [(10, True), (2, False), (30, False)])
+@pytest.mark.parametrize("n_features, normalize",
+                         [(10, True), (2, True), (3, True), (2, False), (30, False)])
 def test_one_blob_is_one_cluster_with_a_warning(n_features, normalize):
     X, _ = make_blobs(500, n_features=n_features, centers=1, random_state=0)
     with pytest.warns(UserWarning, match="No cluster structure found"):
