@@ -105,7 +105,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         Only with ``n_clusters=None`` and no threshold: on a subset of at most
         2,000 samples, the share of kNN-graph weight between the clusters of
         the most modular cut, divided by the share the same cut of a Gaussian
-        with the data's mean and covariance severs. Below 0.6 the data are
+        with the data's mean and covariance severs (the Gaussian projected
+        onto the unit sphere when ``normalize``). Below 0.6 the data are
         taken to have clusters; otherwise ``n_clusters_`` is 1 (with a
         warning).
     children_ : ndarray of shape (n_merges, 2)
