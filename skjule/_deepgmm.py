@@ -125,6 +125,19 @@ def mixture_from_partition(X, labels, k, reg_covar):
     return gmm
 
 
+_PATIENCE = 2
+
+
+def _agreement_stalled(history, patience=None):
+    """Whether the last ``patience`` pseudo-label epochs did not raise the
+    agreement with the partition (the share of samples whose most probable
+    component is their own) above its best before them."""
+    patience = _PATIENCE if patience is None else patience
+    agreement = [h["agreement"] for h in history if h["stage"] == "pseudo-label"]
+    return (len(agreement) > patience
+            and max(agreement[-patience:]) <= max(agreement[:-patience]))
+
+
 def _first_appearance_order(labels, k):
     """Component order: by first appearance in ``labels``, components no sample
     takes last - so the training labels are ``0 .. m-1`` without gaps."""
@@ -165,6 +178,24 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         runs share one pretraining.
     epochs : int, default=20
         Epochs of joint training.
+    pseudo_label_epochs : int, default=0
+        *Not in the paper.* At most this many epochs before the joint stage
+        in which each code's log-likelihood is its density under the
+        component of the starting partition it belongs to (``labels_init_``)
+        instead of the mixture's marginal density; encoder and mixture both
+        use ``learning_rate`` and the reconstruction term is left out. The
+        stage ends early after the first epoch that does not raise the
+        agreement (the share of samples whose most probable component is
+        their own): trained longer, the codes and variances keep shrinking
+        and the agreement falls. This makes the mixture's posterior follow
+        the starting partition, which a diagonal Gaussian fitted to the
+        moments of a curved graph cluster does not (``init="gdl"``; the
+        "start" rows of ``benchmarks/results/deepgmm_pseudo_labels.md``).
+        An experiment, not a general fix: with ``init="gdl"`` it raised USPS
+        from NMI 0.771 to 0.902; on MNIST-full the joint stage after it
+        collapsed the clusters with ``eta <= 0.001`` (0.825 without it, 0.494
+        with it) and reached 0.878 with ``eta=0.01``; see
+        ``docs/deepgmm.rst``. 0 (the default): the paper.
     batch_size : int, default=256
     learning_rate : float, default=0.01
         SGD base learning rate of the mixture's parameters (the paper's value).
@@ -232,11 +263,18 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         The mixture on the pretrained codes that initialised the joint stage
         (with ``init="em"``, "AE + GMM").
     labels_init_ : ndarray of shape (n_samples,)
-        ``gmm_init_``'s labels (before joint training).
+        The partition of the pretrained codes the mixture was made from:
+        ``gmm_init_``'s labels with ``init="em"``, the
+        :class:`GDLClustering` labels with ``init="gdl"``.
     history_ : list of dict
-        Per joint epoch: ``log_likelihood`` (mean), ``separability``,
+        Per epoch: ``stage`` (``"pseudo-label"`` or ``"joint"``),
+        ``agreement`` (pseudo-label stage only, else NaN),
+        ``log_likelihood`` (mean; in the pseudo-label stage the density under
+        each sample's own component), ``separability``,
         ``reconstruction``, ``objective``, ``learning_rate``, ``min_variance``,
         ``weight_sum``.
+    n_pseudo_label_epochs_ : int
+        Pseudo-label epochs run (at most ``pseudo_label_epochs``).
     n_features_in_ : int
 
     Examples
@@ -258,6 +296,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         "n_neighbor_components": [Interval(Integral, 0, None, closed="left"), None],
         "autoencoder": [HasMethods(["fit", "transform"]), None],
         "epochs": [Interval(Integral, 0, None, closed="left")],
+        "pseudo_label_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "encoder_learning_rate": [Interval(Real, 0, None, closed="left")],
@@ -277,7 +316,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, n_clusters=10, *, eta=0.001, n_neighbor_components=None, autoencoder=None,
-                 epochs=20, batch_size=256, learning_rate=0.01, encoder_learning_rate=1e-4,
+                 epochs=20, pseudo_label_epochs=0, batch_size=256, learning_rate=0.01, encoder_learning_rate=1e-4,
                  momentum=0.9, lr_step=10,
                  lr_decay=0.1, reconstruction_weight=1.0, init="em", gmm_n_init=5,
                  reg_covar=1e-6,
@@ -288,6 +327,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_neighbor_components = n_neighbor_components
         self.autoencoder = autoencoder
         self.epochs = epochs
+        self.pseudo_label_epochs = pseudo_label_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.encoder_learning_rate = encoder_learning_rate
@@ -360,8 +400,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if state is None:
             ae = self._pretrained(X_raw, int(rng.randint(2**31 - 1)))
             codes0 = ae.transform(X_raw).astype(np.float64)
-            gmm = self._initial_mixture(codes0, k, int(rng.randint(2**31 - 1)))
-            labels_init = gmm.predict(codes0)
+            gmm, labels_init = self._initial_mixture(codes0, k, int(rng.randint(2**31 - 1)))
         else:  # resume: pretraining and EM are done
             ae, gmm, labels_init = state["ae"], state["gmm"], state["labels_init"]
         device = ae.device_ if self.device == "auto" else resolve_device(self.device)
@@ -390,15 +429,33 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         if state is None:
             save(0)
-        bar = progress_bar(total=self.epochs, desc="deep GMM epochs", enabled=self.verbose > 0,
-                           initial=first_epoch)
-        for epoch in range(first_epoch, self.epochs):
-            decay = self.lr_decay ** (epoch // self.lr_step)
-            lr = self.learning_rate * decay
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * decay
+        partition = torch.from_numpy(np.asarray(labels_init, dtype=np.int64))
+        bar = progress_bar(total=self.pseudo_label_epochs + self.epochs, desc="deep GMM epochs",
+                           enabled=self.verbose > 0, initial=first_epoch)
+        epoch = first_epoch
+        while True:
+            # The stage follows from the history alone, so a resumed fit continues alike.
+            n_pseudo = sum(h["stage"] == "pseudo-label" for h in history)
+            n_joint = len(history) - n_pseudo
+            pseudo = (n_joint == 0 and n_pseudo < self.pseudo_label_epochs
+                      and not _agreement_stalled(history))
+            if not pseudo and n_joint >= self.epochs:
+                break
+            if not pseudo and n_joint == 0:  # the pseudo-label stage ended early
+                bar.update(self.pseudo_label_epochs - n_pseudo)
+            if pseudo:  # one rate for everything, as in the paper; no decay yet
+                lr = self.learning_rate
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            else:
+                decay = self.lr_decay ** (n_joint // self.lr_step)
+                lr = self.learning_rate * decay
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * decay
+            rec_weight = 0.0 if pseudo else self.reconstruction_weight
             net.train()
             sums = np.zeros(3)
+            n_agree = 0
             perm = rng.permutation(n)
             for start in range(0, n, self.batch_size):
                 idx = torch.from_numpy(perm[start:start + self.batch_size])
@@ -406,10 +463,16 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     continue
                 xb = Xt.index_select(0, idx).to(device)
                 recon, code, _ = net(xb)
-                loglik = self._log_prob(layer, code).mean()
+                if pseudo:  # each code's density under its own initial component
+                    jl = self._joint_log_prob(layer, code)
+                    target = partition.index_select(0, idx).to(device)
+                    loglik = jl.gather(1, target[:, None]).mean()
+                    n_agree += int((jl.detach().argmax(1) == target).sum())
+                else:
+                    loglik = torch.logsumexp(self._joint_log_prob(layer, code), dim=1).mean()
                 sep = separability(layer.means, n_nb)
                 rec = reconstruction_error(recon, xb)
-                loss = -(loglik + self.eta * sep) + self.reconstruction_weight * rec
+                loss = -(loglik + self.eta * sep) + rec_weight * rec
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.max_grad_norm is not None:
@@ -426,12 +489,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 )
             with torch.no_grad():
                 history.append(dict(
-                    epoch=epoch, log_likelihood=sums[0], separability=sums[1],
+                    epoch=epoch, stage="pseudo-label" if pseudo else "joint",
+                    agreement=n_agree / n if pseudo else float("nan"),
+                    log_likelihood=sums[0], separability=sums[1],
                     reconstruction=sums[2], objective=sums[0] + self.eta * sums[1],
                     learning_rate=lr, min_variance=float(layer.variances.min()),
                     weight_sum=float(layer.weights.sum()),
                 ))
-            save(epoch + 1)
+            epoch += 1
+            save(epoch)
             bar.update(1)
             bar.set_postfix(loglik=f"{sums[0]:.3f}")
         bar.close()
@@ -457,24 +523,27 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.covariances_ = variances
         self.weights_ = weights
         self.history_ = history
+        self.n_pseudo_label_epochs_ = sum(h["stage"] == "pseudo-label" for h in history)
         self.n_neighbor_components_ = n_nb
         self.labels_ = rank[component]  # the components renumbered by `order`
         return self
 
     def _initial_mixture(self, codes, k, seed):
+        """The starting mixture and the partition it was made from."""
         reg = max(self.reg_covar, 1e-6)
         if self.init == "em":
-            return GaussianMixture(k, covariance_type="diag", n_init=self.gmm_n_init,
-                                   reg_covar=reg, random_state=seed).fit(codes)
+            gmm = GaussianMixture(k, covariance_type="diag", n_init=self.gmm_n_init,
+                                  reg_covar=reg, random_state=seed).fit(codes)
+            return gmm, gmm.predict(codes)
         labels = GDLClustering(k, random_state=seed).fit_predict(codes)
-        return mixture_from_partition(codes, labels, k, reg)
+        return mixture_from_partition(codes, labels, k, reg), labels
 
-    def _log_prob(self, layer, code):
+    def _joint_log_prob(self, layer, code):
+        """``log w_k + log N(code | mu_k, var_k + reg_covar)``, shape (batch, K)."""
         if self.reg_covar > 0:
             log_std = 0.5 * torch.log(layer.variances + self.reg_covar)
-            jl = _joint_log_prob(code, layer.means, log_std, torch.log_softmax(layer.logits, 0))
-            return torch.logsumexp(jl, dim=1)
-        return layer(code)
+            return _joint_log_prob(code, layer.means, log_std, torch.log_softmax(layer.logits, 0))
+        return layer.joint_log_prob(code)
 
     # ------------------------------------------------------------ inference
     def _posterior(self, codes, means=None, variances=None, weights=None):

@@ -146,11 +146,61 @@ def test_gdl_init_starts_from_the_graph_partition(digits, ae):
     part = GDLClustering(10, random_state=0).fit_predict(codes)
     np.testing.assert_allclose(gdl.gmm_init_.means_[part[0]], codes[part == part[0]].mean(0),
                                rtol=1e-4, atol=1e-5)
+    assert normalized_mutual_info_score(gdl.labels_init_, part) > 0.95  # the partition itself
     # measured: the graph partition is a better start than EM on these codes
     assert (normalized_mutual_info_score(y, gdl.labels_init_)
             > normalized_mutual_info_score(y, em.labels_init_))
     with pytest.raises(ValueError, match="init"):
         DeepGMMClustering(10, init="kmeans", autoencoder=ae).fit(X)
+
+
+def test_pseudo_label_stage_stops_when_the_agreement_stalls_for_two_epochs():
+    from skjule._deepgmm import _agreement_stalled
+
+    def hist(*agreement, joint=0):
+        return ([dict(stage="pseudo-label", agreement=a) for a in agreement]
+                + [dict(stage="joint", agreement=float("nan"))] * joint)
+
+    assert not _agreement_stalled(hist(0.5, 0.4))  # too few epochs to judge
+    assert not _agreement_stalled(hist(0.5, 0.6, 0.55, 0.61))
+    assert _agreement_stalled(hist(0.5, 0.6, 0.55, 0.58))
+    assert _agreement_stalled(hist(0.5, 0.6, 0.6, 0.6))  # no rise is a stall
+    assert _agreement_stalled(hist(0.5, 0.6, 0.55, 0.58, joint=3))  # joint epochs ignored
+
+
+def test_pseudo_label_epochs_make_the_mixture_reproduce_its_partition(digits, ae):
+    X, _ = digits
+    kw = dict(init="gdl", autoencoder=ae, epochs=0, random_state=0)
+    start = DeepGMMClustering(10, **kw).fit(X)
+    trained = DeepGMMClustering(10, pseudo_label_epochs=8, **kw).fit(X)
+    np.testing.assert_array_equal(trained.labels_init_, start.labels_init_)
+
+    def agreement(d):
+        return normalized_mutual_info_score(d.labels_init_, d.labels_)
+
+    # the moment-matched mixture does not reproduce the graph partition; training
+    # each code towards its own component does
+    assert agreement(start) < 0.95
+    assert agreement(trained) > agreement(start) + 0.02
+    # at most 8 epochs; it stops after the first one that does not raise the agreement
+    n_pseudo = trained.n_pseudo_label_epochs_
+    assert 2 <= n_pseudo <= 8
+    assert [h["stage"] for h in trained.history_] == ["pseudo-label"] * n_pseudo
+    agreement = [h["agreement"] for h in trained.history_]
+    assert all(0 <= a <= 1 for a in agreement)
+    # patience 2: it goes on while one of the last two epochs beats all before them
+    assert all(max(agreement[j - 2:j]) > max(agreement[:j - 2]) for j in range(3, n_pseudo))
+    if n_pseudo < 8:
+        assert max(agreement[-2:]) <= max(agreement[:-2])
+    assert all(np.isfinite(h["log_likelihood"]) for h in trained.history_)
+    both = DeepGMMClustering(10, pseudo_label_epochs=2, init="gdl", autoencoder=ae, epochs=1,
+                             random_state=0).fit(X)
+    assert [h["stage"] for h in both.history_] == ["pseudo-label", "pseudo-label", "joint"]
+    assert both.n_pseudo_label_epochs_ == 2 and np.isnan(both.history_[2]["agreement"])
+    # the joint stage's learning-rate schedule starts after the pseudo-label epochs
+    assert both.history_[2]["learning_rate"] == both.learning_rate
+    with pytest.raises(ValueError, match="pseudo_label_epochs"):
+        DeepGMMClustering(10, pseudo_label_epochs=-1, autoencoder=ae).fit(X)
 
 
 def test_divergence_is_reported(digits, ae):

@@ -193,12 +193,15 @@ def test_killed_process_resumes(tmp_path, digits):
     np.testing.assert_array_equal(np.load(out), JULEClustering(**params).fit(X).labels_)
 
 
-def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits):
+@pytest.mark.parametrize("stages", [dict(epochs=4),
+                                    dict(epochs=2, pseudo_label_epochs=2, init="gdl")])
+def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits,
+                                                             stages):
     import skjule._deepgmm as dgmm_module
     from skjule import AutoencoderTransformer, DeepGMMClustering
 
     X = digits[0].reshape(len(digits[0]), -1)
-    params = dict(n_clusters=10, epochs=4, batch_size=100, random_state=0,
+    params = dict(n_clusters=10, **stages, batch_size=100, random_state=0,
                   autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2))
     reference = DeepGMMClustering(**params).fit(X)
 
@@ -224,3 +227,4 @@ def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatc
     np.testing.assert_array_equal(est.labels_init_, reference.labels_init_)
     assert [h["log_likelihood"] for h in est.history_] == \
         [h["log_likelihood"] for h in reference.history_]
+    assert [h["stage"] for h in est.history_] == [h["stage"] for h in reference.history_]
