@@ -258,6 +258,22 @@ class MergeEngine:
         """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
         return relabel_first_appearance(self.label)
 
+    #: Names of the work counters of :meth:`work_counts`.
+    WORK_COUNTERS = (
+        "merges",              # graph merges since the last (re)start
+        "member_edges",        # out- and in-edges of the absorbed cluster's samples
+        "cross_term_in_edges",  # in-edges of their neighbours read for the cross terms
+        "neighbour_walk",      # neighbouring clusters of the merged cluster visited
+        "lists_updated",       # of those, neighbour lists that may have changed
+        "flagged",             # clusters whose S entries with the merged cluster grew
+        "absorbed_neighbours",  # neighbouring clusters of the absorbed cluster
+    )
+
+    def work_counts(self):
+        """What the merges since the last :meth:`start` or :meth:`rebuild` read,
+        as a dict of the :attr:`WORK_COUNTERS` (for profiling the growth with n)."""
+        return dict(zip(self.WORK_COUNTERS, (int(v) for v in self.work[-1])))
+
     def affinity(self, a, b):
         """GDL affinity of the live cluster slots ``a`` and ``b``."""
         return K.affinity(self.S, self.size, a, b)

@@ -384,13 +384,15 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     if size[b] > size[a] or (size[b] == size[a] and b < a):
         a, b = b, a
     k = out_idx.shape[1]
-    in_acc, out_acc, smark, touched, gain, cmark, gtouched, old = work
+    in_acc, out_acc, smark, touched, gain, cmark, gtouched, old, count = work
+    count[0] += 1
 
     if not fast:
         # in_b / out_b of every sample adjacent to b, outside a and b.
         nt = 0
         x = head[b]
         while x >= 0:
+            count[1] += k + in_ptr[x + 1] - in_ptr[x]
             for e in range(k):
                 y = out_idx[x, e]
                 ly = label[y]
@@ -428,6 +430,7 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
                     if label[out_idx[y, e]] == a:
                         oa += out_w[y, e]
             if ob != 0.0:
+                count[2] += in_ptr[y + 1] - in_ptr[y]
                 for e in range(in_ptr[y], in_ptr[y + 1]):
                     if label[in_idx[e]] == a:
                         ia += in_w[e]
@@ -459,6 +462,7 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
 
     # S(c <- C) = S(a <- C) + S(b <- C), and b disappears from every dict.
     # cmark flags the clusters whose S entries with a grew (gtouched lists them).
+    count[6] += len(S[b])
     for c in S[b]:
         if c == a:
             continue
@@ -491,8 +495,11 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     _regrow_top(S, size, a, b, top, kc, gtouched, ng, old)
     loss[a] = loss_of(top_val, a, lam, kc)
     tree_update(tree, loss, a)
+    count[3] += len(S[a])
+    count[5] += ng
     for c in S[a]:
         if _update_top(S, size, c, a, b, top, kc, cmark[c]):
+            count[4] += 1
             new_loss = loss_of(top_val, c, lam, kc)
             if new_loss != loss[c]:
                 loss[c] = new_loss
@@ -504,7 +511,8 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
 
 def make_work(n_samples, n_slots, width):
     """Scratch arrays for :func:`merge` (all zero / False between calls);
-    ``width`` is the width of the neighbour lists."""
+    ``width`` is the width of the neighbour lists. The last array counts the
+    work done (see ``MergeEngine.work_counts``)."""
     return (
         np.zeros(n_samples),
         np.zeros(n_samples),
@@ -514,6 +522,7 @@ def make_work(n_samples, n_slots, width):
         np.zeros(n_slots, dtype=np.bool_),
         np.empty(n_slots, dtype=np.int64),
         np.empty(width, dtype=np.int64),
+        np.zeros(7, dtype=np.int64),
     )
 
 

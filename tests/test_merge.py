@@ -269,3 +269,25 @@ def test_singletons_init():
     assert e.n_clusters_ == 30
     e.merge_until(3)
     assert e.n_clusters_ == 3
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_work_counts_follow_the_merges(fast):
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(80, 5) + 10 * c for c in range(4)])
+    engine = MergeEngine(n_neighbors=8, fast=fast)
+    engine.start(X)
+    assert set(engine.work_counts().values()) == {0}
+    n0 = engine.n_clusters_
+    engine.merge_until(4)
+    counts = engine.work_counts()
+    assert set(counts) == set(MergeEngine.WORK_COUNTERS)
+    assert counts["merges"] == n0 - 4  # the merges after the initial partition
+    assert counts["lists_updated"] <= counts["neighbour_walk"]
+    if fast:  # the fast mode reads no sample edges
+        assert counts["member_edges"] == counts["cross_term_in_edges"] == 0
+    else:  # every absorbed sample's 8 out-edges at least
+        assert counts["member_edges"] >= 8 * counts["merges"]
+        assert counts["cross_term_in_edges"] > 0
+    engine.start(X)  # a new start counts from zero
+    assert engine.work_counts()["merges"] == 0
