@@ -125,14 +125,14 @@ def mixture_from_partition(X, labels, k, reg_covar):
     return gmm
 
 
-_PATIENCE = 2
+def _n_pseudo_label_epochs(history):
+    return sum(h["stage"] == "pseudo-label" for h in history)
 
 
-def _agreement_stalled(history, patience=None):
+def _agreement_stalled(history, patience=2):
     """Whether the last ``patience`` pseudo-label epochs did not raise the
     agreement with the partition (the share of samples whose most probable
     component is their own) above its best before them."""
-    patience = _PATIENCE if patience is None else patience
     agreement = [h["agreement"] for h in history if h["stage"] == "pseudo-label"]
     return (len(agreement) > patience
             and max(agreement[-patience:]) <= max(agreement[:-patience]))
@@ -184,9 +184,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         component of the starting partition it belongs to (``labels_init_``)
         instead of the mixture's marginal density; encoder and mixture both
         use ``learning_rate`` and the reconstruction term is left out. The
-        stage ends early after the first epoch that does not raise the
+        stage ends early once two epochs in a row have not raised the
         agreement (the share of samples whose most probable component is
-        their own): trained longer, the codes and variances keep shrinking
+        their own) above its best: trained longer, the codes and variances keep shrinking
         and the agreement falls. This makes the mixture's posterior follow
         the starting partition, which a diagonal Gaussian fitted to the
         moments of a curved graph cluster does not (``init="gdl"``; the
@@ -316,7 +316,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, n_clusters=10, *, eta=0.001, n_neighbor_components=None, autoencoder=None,
-                 epochs=20, pseudo_label_epochs=0, batch_size=256, learning_rate=0.01, encoder_learning_rate=1e-4,
+                 epochs=20, pseudo_label_epochs=0, batch_size=256, learning_rate=0.01,
+                 encoder_learning_rate=1e-4,
                  momentum=0.9, lr_step=10,
                  lr_decay=0.1, reconstruction_weight=1.0, init="em", gmm_n_init=5,
                  reg_covar=1e-6,
@@ -435,7 +436,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         epoch = first_epoch
         while True:
             # The stage follows from the history alone, so a resumed fit continues alike.
-            n_pseudo = sum(h["stage"] == "pseudo-label" for h in history)
+            n_pseudo = _n_pseudo_label_epochs(history)
             n_joint = len(history) - n_pseudo
             pseudo = (n_joint == 0 and n_pseudo < self.pseudo_label_epochs
                       and not _agreement_stalled(history))
@@ -464,12 +465,12 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 xb = Xt.index_select(0, idx).to(device)
                 recon, code, _ = net(xb)
                 if pseudo:  # each code's density under its own initial component
-                    jl = self._joint_log_prob(layer, code)
+                    jl = self._component_log_prob(layer, code)
                     target = partition.index_select(0, idx).to(device)
                     loglik = jl.gather(1, target[:, None]).mean()
                     n_agree += int((jl.detach().argmax(1) == target).sum())
                 else:
-                    loglik = torch.logsumexp(self._joint_log_prob(layer, code), dim=1).mean()
+                    loglik = torch.logsumexp(self._component_log_prob(layer, code), dim=1).mean()
                 sep = separability(layer.means, n_nb)
                 rec = reconstruction_error(recon, xb)
                 loss = -(loglik + self.eta * sep) + rec_weight * rec
@@ -523,7 +524,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.covariances_ = variances
         self.weights_ = weights
         self.history_ = history
-        self.n_pseudo_label_epochs_ = sum(h["stage"] == "pseudo-label" for h in history)
+        self.n_pseudo_label_epochs_ = _n_pseudo_label_epochs(history)
         self.n_neighbor_components_ = n_nb
         self.labels_ = rank[component]  # the components renumbered by `order`
         return self
@@ -538,7 +539,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         labels = GDLClustering(k, random_state=seed).fit_predict(codes)
         return mixture_from_partition(codes, labels, k, reg), labels
 
-    def _joint_log_prob(self, layer, code):
+    def _component_log_prob(self, layer, code):
         """``log w_k + log N(code | mu_k, var_k + reg_covar)``, shape (batch, K)."""
         if self.reg_covar > 0:
             log_std = 0.5 * torch.log(layer.variances + self.reg_covar)
