@@ -24,7 +24,8 @@ from bench_scale import mixture
 from skjule import MergeEngine
 
 COLUMNS = ["merges", "member_edges", "cross_term_in_edges", "neighbour_walk",
-           "lists_updated", "flagged", "absorbed_neighbours"]
+           "lists_updated", "flagged", "absorbed_neighbours", "lists_rebuilt",
+           "rebuild_entries"]
 
 
 def main():
@@ -35,7 +36,7 @@ def main():
     args = p.parse_args()
     assert list(MergeEngine.WORK_COUNTERS) == COLUMNS
 
-    times = ["merge seconds", "graph seconds", "start seconds"]
+    times = ["merge seconds", "fast merge seconds", "graph seconds", "start seconds"]
     table = C.Table(["n"] + COLUMNS + times)
     C.warm_up()
     table.header()
@@ -52,9 +53,17 @@ def main():
         engine.merge_until(50)
         t3 = time.perf_counter()
         counts = engine.work_counts()
-        rows.append((n, [counts[c] for c in COLUMNS] + [t3 - t2, t1 - t0, t2 - t1]))
+        # The same merges without the sample-level cross terms: the time of
+        # the cluster-level bookkeeping (dicts, neighbour lists, losses).
+        fast = MergeEngine(n_neighbors=20, fast=True,
+                           random_state=np.random.RandomState(args.seed))
+        fast.start(Xn, graph=graph)
+        t4 = time.perf_counter()
+        fast.merge_until(50)
+        t5 = time.perf_counter()
+        rows.append((n, [counts[c] for c in COLUMNS] + [t3 - t2, t5 - t4, t1 - t0, t2 - t1]))
         table.add(n, *[f"{v:,}" for v in rows[-1][1][:len(COLUMNS)]], *rows[-1][1][len(COLUMNS):])
-        del engine, X, Xn
+        del engine, fast, graph, X, Xn
 
     growth = C.Table(["n"] + COLUMNS + times, file=io.StringIO())
     for (n0, v0), (n1, v1) in zip(rows, rows[1:]):
@@ -75,7 +84,13 @@ cross terms (only for samples the absorbed cluster points to). `neighbour_walk`:
 clusters of the merged cluster visited to update their lists; `lists_updated`: those whose
 list may have changed. `flagged`: clusters whose S entries with the merged cluster grew.
 `absorbed_neighbours`: neighbouring clusters of the absorbed cluster (its dict is folded in).
-`merge seconds`: `merge_until(50)` alone (single-threaded); `graph seconds`: the engine's kNN
+`lists_rebuilt`: neighbour lists rebuilt from a whole row of S (fewer than Kc entries left
+certain); `rebuild_entries`: the S entries those rebuilds read.
+`merge seconds`: `merge_until(50)` alone (single-threaded); `fast merge seconds`: the same on
+the same graph with `fast=True`, which skips the sample-level cross terms (member_edges and
+cross_term_in_edges are 0 there) - so it is about the time of the cluster-level bookkeeping
+(S dicts, neighbour lists, losses) and the difference the time of the sample-level reads;
+`graph seconds`: the engine's kNN
 graph (pynndescent, 2 threads); `start seconds`: `start` on that graph (1-NN-chain
 components, cluster affinities, neighbour lists, losses).
 """

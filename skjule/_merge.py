@@ -267,6 +267,8 @@ class MergeEngine:
         "lists_updated",       # of those, neighbour lists that may have changed
         "flagged",             # clusters whose S entries with the merged cluster grew
         "absorbed_neighbours",  # neighbouring clusters of the absorbed cluster
+        "lists_rebuilt",       # neighbour lists rebuilt from a whole S row
+        "rebuild_entries",     # S entries read by those rebuilds
     )
 
     def work_counts(self):

@@ -206,7 +206,8 @@ def _n_listed(top_idx, i):
 
 @njit(**_NJIT)
 def recompute_top(S, size, i, top):
-    """Rebuild the list of cluster ``i`` and its bounds from ``S``."""
+    """Rebuild the list of cluster ``i`` and its bounds from ``S``; returns
+    the number of ``S`` entries read."""
     _clear_row(top, i)
     top[4][i] = -1
     top[5][i] = 0.0
@@ -220,10 +221,11 @@ def recompute_top(S, size, i, top):
         if v > 0.0:
             oj, ov, ou, ow = _insert_top(top, i, j, v, u, w)
             _unlist(top, i, oj, ov, ou, ow)
+    return len(S[i])
 
 
 @njit(**_NJIT)
-def _update_top(S, size, c, a, b, top, kc, may_rise):
+def _update_top(S, size, c, a, b, top, kc, may_rise, count):
     """``a`` and ``b`` were merged into slot ``a``: update ``c``'s list in place.
 
     Exact: the affinities of ``c`` to clusters other than ``a`` and ``b`` did
@@ -264,12 +266,13 @@ def _update_top(S, size, c, a, b, top, kc, may_rise):
     v, u, w = _terms(S, size, c, a)
     _place(top, c, a, v, u, w)
     if _n_listed(top_idx, c) < kc and top[4][c] >= 0:
-        recompute_top(S, size, c, top)
+        count[7] += 1
+        count[8] += recompute_top(S, size, c, top)
     return True
 
 
 @njit(**_NJIT)
-def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old):
+def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old, count):
     """``a`` absorbed ``b``: update ``a``'s own list without reading all of ``S[a]``.
 
     ``A(a, j) = S[a][j] / |a|^2 + S[j][a] / |j|^2``. For a neighbour ``j``
@@ -313,7 +316,8 @@ def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old):
         v, u, w = _terms(S, size, a, j)
         _place(top, a, j, v, u, w)
     if _n_listed(top_idx, a) < kc and floor_idx[a] >= 0:
-        recompute_top(S, size, a, top)
+        count[7] += 1
+        count[8] += recompute_top(S, size, a, top)
 
 
 @njit(**_NJIT)
@@ -492,13 +496,13 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     _clear_row(top, b)
     top[4][b] = -1
     tree_update(tree, loss, b)
-    _regrow_top(S, size, a, b, top, kc, gtouched, ng, old)
+    _regrow_top(S, size, a, b, top, kc, gtouched, ng, old, count)
     loss[a] = loss_of(top_val, a, lam, kc)
     tree_update(tree, loss, a)
     count[3] += len(S[a])
     count[5] += ng
     for c in S[a]:
-        if _update_top(S, size, c, a, b, top, kc, cmark[c]):
+        if _update_top(S, size, c, a, b, top, kc, cmark[c], count):
             count[4] += 1
             new_loss = loss_of(top_val, c, lam, kc)
             if new_loss != loss[c]:
@@ -522,7 +526,7 @@ def make_work(n_samples, n_slots, width):
         np.zeros(n_slots, dtype=np.bool_),
         np.empty(n_slots, dtype=np.int64),
         np.empty(width, dtype=np.int64),
-        np.zeros(7, dtype=np.int64),
+        np.zeros(9, dtype=np.int64),
     )
 
 

@@ -284,6 +284,9 @@ def test_work_counts_follow_the_merges(fast):
     assert set(counts) == set(MergeEngine.WORK_COUNTERS)
     assert counts["merges"] == n0 - 4  # the merges after the initial partition
     assert counts["lists_updated"] <= counts["neighbour_walk"]
+    # a rebuild is of a list that was updated or of the merged cluster's own
+    assert counts["lists_rebuilt"] <= counts["lists_updated"] + counts["merges"]
+    assert counts["rebuild_entries"] >= counts["lists_rebuilt"]
     if fast:  # the fast mode reads no sample edges
         assert counts["member_edges"] == counts["cross_term_in_edges"] == 0
     else:  # every absorbed sample's 8 out-edges at least
