@@ -8,7 +8,9 @@ with eta = 0 (the paper's "DeepGMM" ablation) and every eta of the paper's
 grid {1e-4, 1e-3, 1e-2, 1e-1} (the best is marked: chosen with the labels, as
 the paper does), for each mixture initialisation of ``--inits`` (``em``: the
 paper's EM on the codes; ``gdl``: the moments of a GDLClustering partition of
-the codes, whose own row is "AE + GDLClustering"); and JULE features + GaussianMixture (the review's
+the codes, whose own row is "AE + GDLClustering") and encoder learning rate
+of ``--encoder-learning-rates`` (the joint stage's; 0 freezes the encoder
+there); and JULE features + GaussianMixture (the review's
 "probabilistic JULE") where ``--jule-on`` asks for it.
 
 CH is the Calinski-Harabasz score of the labels in the space the method
@@ -27,6 +29,7 @@ import _common as C
 from skjule import AutoencoderTransformer, DeepGMMClustering, GDLClustering, JULETransformer
 
 ETAS = [1e-4, 1e-3, 1e-2, 1e-1]
+DEFAULT_ENCODER_LR = DeepGMMClustering().encoder_learning_rate
 
 
 def _ch(Z, labels):
@@ -42,6 +45,9 @@ def main():
                    help="the eta > 0 grid (the paper's by default)")
     p.add_argument("--pseudo-label-epochs", nargs="+", type=int, default=[0],
                    help="DeepGMMClustering(pseudo_label_epochs=...) values; rows for each")
+    p.add_argument("--encoder-learning-rates", nargs="+", type=float, default=[1e-4],
+                   help="DeepGMM encoder_learning_rate values (0 freezes the encoder in "
+                        "the joint stage)")
     p.add_argument("--no-vae", action="store_true", help="leave out the VAE + GDLClustering row")
     p.add_argument("--jule-on", nargs="*", default=["usps"],
                    help="data sets that also get the JULE features + GMM row")
@@ -92,22 +98,29 @@ def main():
             (labels, Zv), t, peak, _ = C.measure(vae_gdl)
             row("VAE + GDLClustering", labels, Zv, t, peak)
 
-        for init, n_pseudo in [(i, p) for i in args.inits for p in args.pseudo_label_epochs]:
+        variants = [(i, p, r) for i in args.inits for p in args.pseudo_label_epochs
+                    for r in args.encoder_learning_rates]
+        for init, n_pseudo, enc_lr in variants:
             results = []
             for eta in [0.0] + list(args.etas):
                 tag = "DeepGMM" + ("" if init == "em" else f" init={init}")
                 if n_pseudo:
                     tag += f" +pseudo-label stage (<= {n_pseudo} epochs)"
+                if enc_lr != DEFAULT_ENCODER_LR:
+                    tag += (" joint stage: encoder frozen" if enc_lr == 0
+                            else f" joint stage: encoder lr {enc_lr:g}")
                 try:
                     d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
                         k, eta=eta, autoencoder=ae, epochs=args.epochs, init=init,
-                        pseudo_label_epochs=n_pseudo, random_state=seed).fit(Xf))
+                        pseudo_label_epochs=n_pseudo, encoder_learning_rate=enc_lr,
+                        random_state=seed).fit(Xf))
                 except ValueError as exc:  # divergence is reported, not fatal
                     print(f"{tag} eta={eta:g} failed: {exc}", flush=True)
                     table.add(name, n, f"{tag} eta={eta:g}: diverged", *[float("nan")] * 5)
                     continue
                 nmi = C.scores(y, d.labels_)[0]
-                if eta == 0 and n_pseudo == args.pseudo_label_epochs[0] and init != "em":
+                if (eta == 0 and n_pseudo == args.pseudo_label_epochs[0] and init != "em"
+                        and enc_lr == args.encoder_learning_rates[0]):
                     # the mixture the joint stage starts from, before any training
                     row(f"start of init={init}: its partition", d.labels_init_, Z,
                         float("nan"), float("nan"))
@@ -145,7 +158,9 @@ a pseudo-label stage on the starting partition where the row says so: at most
 makes and the predictions of the diagonal mixture built from its moments, before any
 joint training (their time is part of the DeepGMM rows). The "best eta" row picks
 the eta of the paper's grid with the highest NMI, i.e. with the labels, as the paper does; it
-is not a usable model-selection rule. CH: Calinski-Harabasz score in the space each method
+is not a usable model-selection rule. "joint stage: encoder frozen" rows train only the mixture
+in the joint stage (`encoder_learning_rate=0`; the pseudo-label stage trains the encoder at
+`learning_rate` either way). CH: Calinski-Harabasz score in the space each method
 clusters. `peak MB` is the process's peak resident memory during the call.
 """
 
