@@ -45,7 +45,8 @@ def main():
                    help="the eta > 0 grid (the paper's by default)")
     p.add_argument("--pseudo-label-epochs", nargs="+", type=int, default=[0],
                    help="DeepGMMClustering(pseudo_label_epochs=...) values; rows for each")
-    p.add_argument("--encoder-learning-rates", nargs="+", type=float, default=[1e-4],
+    p.add_argument("--encoder-learning-rates", nargs="+", type=float,
+                   default=[DEFAULT_ENCODER_LR],
                    help="DeepGMM encoder_learning_rate values (0 freezes the encoder in "
                         "the joint stage)")
     p.add_argument("--no-vae", action="store_true", help="leave out the VAE + GDLClustering row")

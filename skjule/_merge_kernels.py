@@ -115,11 +115,10 @@ def build_affinities(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
 @njit(**_NJIT)
 def affinity(S, size, a, b):
     """GDL affinity ``A(a, b)`` (0 when the clusters are not adjacent)."""
-    if b not in S[a]:
+    Sa = S[a]
+    if b not in Sa:
         return 0.0
-    sa = float(size[a])
-    sb = float(size[b])
-    return S[a][b] / (sa * sa) + S[b][a] / (sb * sb)
+    return _terms(Sa, S[b], size, a, b)[0]
 
 
 @njit(**_INLINE)
@@ -127,19 +126,15 @@ def _better(v1, i1, v2, i2):
     return v1 > v2 or (v1 == v2 and i1 < i2)
 
 
-@njit(**_NJIT)
-def _terms(S, size, i, j):
-    """``A(i, j) = u / |i|^2 + w`` with ``u = S[i][j]`` and ``w = S[j][i] / |j|^2``."""
-    return _terms_of(S[i], S[j], size, i, j)
-
-
 @njit(**_INLINE)
-def _terms_of(Si, Sj, size, i, j):
-    """:func:`_terms` with the rows ``Si = S[i]`` and ``Sj = S[j]`` already
-    fetched. Every ``S[i]`` and every operation on a row costs an atomic
-    reference-count increment and decrement on the row's memory, often a
-    cache miss for a random row: under ``perf``, reference counting and
-    dictionary lookups took about half of the merge time at 300k samples."""
+def _terms(Si, Sj, size, i, j):
+    """``A(i, j) = u / |i|^2 + w`` with ``u = S[i][j]`` and ``w = S[j][i] / |j|^2``,
+    given the rows ``Si = S[i]`` and ``Sj = S[j]``.
+
+    Callers fetch each row once: every ``S[i]`` and every operation on a row
+    costs an atomic reference-count increment and decrement on the row's
+    memory, often a cache miss for a random row (a large share of the merge
+    time under ``perf``; docs/scaling.rst)."""
     u = Si[j]
     sj = float(size[j])
     w = Sj[i] / (sj * sj)
@@ -242,6 +237,13 @@ def recompute_top(S, size, i, top):
 
 
 @njit(**_INLINE)
+def _rebuild_counted(S, size, i, top, count):
+    """:func:`recompute_top`, counted in the work counters 7 and 8."""
+    count[7] += 1
+    count[8] += recompute_top(S, size, i, top)
+
+
+@njit(**_INLINE)
 def _update_top(S, Sa, size, c, a, b, top, kc, may_rise, count):
     """``a`` and ``b`` were merged into slot ``a``: update ``c``'s list in place.
 
@@ -281,11 +283,10 @@ def _update_top(S, Sa, size, c, a, b, top, kc, may_rise, count):
     for q in range(n, width):
         top_idx[c, q] = -1
         top[1][c, q] = 0.0
-    v, u, w = _terms_of(S[c], Sa, size, c, a)
+    v, u, w = _terms(S[c], Sa, size, c, a)
     _place(top, c, a, v, u, w)
     if _n_listed(top_idx, c) < kc and top[4][c] >= 0:
-        count[7] += 1
-        count[8] += recompute_top(S, size, c, top)
+        _rebuild_counted(S, size, c, top, count)
     return True
 
 
@@ -321,7 +322,7 @@ def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old, count):
             break
         if j == b:
             continue
-        v, u, w = _terms_of(Sa, S[j], size, a, j)
+        v, u, w = _terms(Sa, S[j], size, a, j)
         _place(top, a, j, v, u, w)
     for r in range(n_flagged):
         j = flagged[r]
@@ -332,11 +333,10 @@ def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old, count):
                 break
         if seen:
             continue
-        v, u, w = _terms_of(Sa, S[j], size, a, j)
+        v, u, w = _terms(Sa, S[j], size, a, j)
         _place(top, a, j, v, u, w)
     if _n_listed(top_idx, a) < kc and floor_idx[a] >= 0:
-        count[7] += 1
-        count[8] += recompute_top(S, size, a, top)
+        _rebuild_counted(S, size, a, top, count)
 
 
 @njit(**_INLINE)
@@ -409,7 +409,7 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     k = out_idx.shape[1]
     in_acc, out_acc, smark, touched, gain, cmark, gtouched, old, count = work
     count[0] += 1
-    # The two rows are fetched once: see _terms_of.
+    # The two rows are fetched once: see _terms.
     Sa = S[a]
     Sb = S[b]
 
@@ -647,10 +647,11 @@ def best_partner(S, size, i, allowed):
     """The cluster ``j`` with ``allowed[j]`` of highest ``A(i, j) > 0`` (-1 if none)."""
     best = -1
     best_v = 0.0
-    for j in S[i]:
+    Si = S[i]
+    for j in Si:
         if not allowed[j]:
             continue
-        v = affinity(S, size, i, j)
+        v = _terms(Si, S[j], size, i, j)[0]
         if v > best_v or (v == best_v and v > 0.0 and j < best):
             best = j
             best_v = v
