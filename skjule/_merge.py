@@ -21,6 +21,7 @@ from numba import njit
 from scipy import sparse
 
 from . import _merge_kernels as K
+from . import _rows
 from ._graph import initial_clusters, knn_graph, relabel_first_appearance
 from ._progress import progress_bar
 
@@ -280,6 +281,11 @@ class MergeEngine:
         """GDL affinity of the live cluster slots ``a`` and ``b``."""
         return K.affinity(self.S, self.size, a, b)
 
+    def s_row(self, a):
+        """``{b: S(b <- a)}`` over the clusters adjacent to slot ``a``, as a dict
+        (for inspection; the engine keeps it in a flat pool, :mod:`skjule._rows`)."""
+        return _rows.row_dict(self.S, a)
+
     # ------------------------------------------------------------------ merges
     def _record(self, a, b, loss):
         r = self.n_merged_
@@ -287,15 +293,19 @@ class MergeEngine:
         self.merge_losses_[r] = loss
 
     def _merge(self, a, b, loss):
+        g = self.graph_
+        while True:
+            kept = K.merge(
+                a, b, self.S, self.size, self.label, self.head, self.tail, self.nxt,
+                self.alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
+                self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
+                float(self.lam), self.work, bool(self.fast),
+            )
+            if kept >= 0:
+                break
+            self.S = _rows.grow(self.S)
         self._record(a, b, loss)
         self.n_merged_ += 1
-        g = self.graph_
-        kept = K.merge(
-            a, b, self.S, self.size, self.label, self.head, self.tail, self.nxt,
-            self.alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
-            self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
-            float(self.lam), self.work, bool(self.fast),
-        )
         self.node[kept] = self.next_node_
         self.next_node_ += 1
         self.n_alive -= 1
@@ -324,6 +334,10 @@ class MergeEngine:
             )
             if bar is not None:
                 bar.update(before - self.n_alive)
+            if status == 2:
+                # The pool of S is full: enlarge it and go on.
+                self.S = _rows.grow(self.S)
+                continue
             if status == 1:
                 # No cluster has a positive affinity to any other: merge by
                 # centroid distance, then try the graph again.

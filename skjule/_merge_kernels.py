@@ -12,10 +12,11 @@ and for two clusters ``a`` and ``b``::
     A(a, b)   = S(b <- a) / |a|^2 + S(a <- b) / |b|^2
 
 which is the GDL affinity ``1' W[a,b] W[b,a] 1 / |a|^2 + 1' W[b,a] W[a,b] 1 / |b|^2``.
-``S`` is kept sparse: ``S[a]`` is a dict ``{b: S(b <- a)}`` over the clusters
-``b`` adjacent to ``a``; the key sets are kept symmetric (``b in S[a]`` iff
-``a in S[b]``). Only pairs with a positive affinity are stored, so memory is
-``O(n * k)``.
+``S`` is kept sparse: row ``a`` maps the clusters ``b`` adjacent to ``a`` to
+``S(b <- a)``; the key sets are kept symmetric (``b`` in row ``a`` iff ``a``
+in row ``b``). Only pairs with a positive affinity are stored, so memory is
+``O(n * k)``. The rows are hash tables in one flat pool (:mod:`skjule._rows`);
+``S`` here is that pool's tuple.
 
 When ``b`` is merged into ``a`` (``c = a u b``)::
 
@@ -43,14 +44,11 @@ smallest loss in ``O(1)`` and updates in ``O(log n)``.
 """
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict, List
+from numba import njit
 
-_KEY = types.int64
-_VAL = types.float64
-_DICT_TYPE = types.DictType(_KEY, _VAL)
+from . import _rows
 
-_NJIT = dict(cache=True, nogil=True)
+_NJIT = dict(cache=True, nogil=True, error_model="numpy")
 # Small helpers called per neighbour are inlined in numba's IR, so that the
 # reference counts of the arrays and rows they take are pruned with the
 # caller's (an atomic increment and decrement per argument and call otherwise).
@@ -58,17 +56,32 @@ _INLINE = dict(_NJIT, inline="always")
 
 
 @njit(**_NJIT)
-def _new_dict():
-    return Dict.empty(key_type=_KEY, value_type=_VAL)
+def _row_bounds(out_idx, in_ptr, in_idx, label, n_clusters):
+    """Per cluster, the number of other clusters its samples share an edge
+    with: a bound on the keys of its row of ``S``."""
+    n, k = out_idx.shape
+    order = np.argsort(label, kind="mergesort")
+    seen = np.full(n_clusters, -1, dtype=np.int64)
+    bound = np.zeros(n_clusters, dtype=np.int64)
+    for x in order:
+        lx = label[x]
+        for e in range(k):
+            c = label[out_idx[x, e]]
+            if c != lx and seen[c] != lx:
+                seen[c] = lx
+                bound[lx] += 1
+        for e in range(in_ptr[x], in_ptr[x + 1]):
+            c = label[in_idx[e]]
+            if c != lx and seen[c] != lx:
+                seen[c] = lx
+                bound[lx] += 1
+    return bound
 
 
 @njit(**_NJIT)
-def build_affinities(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
-    """``S`` from scratch for the partition ``label`` (values in [0, n_clusters))."""
+def _fill_affinities(S, out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
+    off, cap, cnt, keys, vals, meta = S
     n, k = out_idx.shape
-    S = List.empty_list(_DICT_TYPE)
-    for _ in range(n_clusters):
-        S.append(_new_dict())
     cin = np.zeros(n_clusters)
     cout = np.zeros(n_clusters)
     cmark = np.zeros(n_clusters, dtype=np.bool_)
@@ -101,242 +114,124 @@ def build_affinities(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
             c = touched[t]
             p = cin[c] * cout[c]
             if p > 0.0:
-                Sc = S[c]
-                Sc[lx] = Sc.get(lx, 0.0) + p
-                Sl = S[lx]
-                if c not in Sl:
-                    Sl[c] = 0.0
+                _rows.add(off, cap, cnt, keys, vals, c, lx, p)
+                _rows.add(off, cap, cnt, keys, vals, lx, c, 0.0)
             cin[c] = 0.0
             cout[c] = 0.0
             cmark[c] = False
+
+
+def build_affinities(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
+    """``S`` from scratch for the partition ``label`` (values in [0, n_clusters)).
+
+    Rows are sized from :func:`_row_bounds`, so filling them never moves one."""
+    bound = _row_bounds(out_idx, in_ptr, in_idx, label, n_clusters)
+    S = _rows.empty(n_clusters, _caps(bound))
+    _fill_affinities(S, out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters)
     return S
+
+
+@njit(**_NJIT)
+def _caps(bound):
+    out = np.empty_like(bound)
+    for i in range(bound.shape[0]):
+        out[i] = _rows.cap_for(bound[i])
+    return out
 
 
 @njit(**_NJIT)
 def affinity(S, size, a, b):
     """GDL affinity ``A(a, b)`` (0 when the clusters are not adjacent)."""
-    Sa = S[a]
-    if b not in Sa:
+    off, cap, cnt, keys, vals, meta = S
+    if _rows.find(off, cap, keys, a, b) < 0:
         return 0.0
-    return _terms(Sa, S[b], size, a, b)[0]
+    return _terms(off, cap, keys, vals, size, a, b)[0]
 
 
 @njit(**_INLINE)
-def _better(v1, i1, v2, i2):
-    return v1 > v2 or (v1 == v2 and i1 < i2)
-
-
-@njit(**_INLINE)
-def _terms(Si, Sj, size, i, j):
-    """``A(i, j) = u / |i|^2 + w`` with ``u = S[i][j]`` and ``w = S[j][i] / |j|^2``,
-    given the rows ``Si = S[i]`` and ``Sj = S[j]``.
-
-    Callers fetch each row once: every ``S[i]`` and every operation on a row
-    costs an atomic reference-count increment and decrement on the row's
-    memory, often a cache miss for a random row (a large share of the merge
-    time under ``perf``; docs/scaling.rst)."""
-    u = Si[j]
+def _terms(off, cap, keys, vals, size, i, j):
+    """``A(i, j) = u / |i|^2 + w`` with ``u = S[i][j]`` and ``w = S[j][i] / |j|^2``."""
+    u = _rows.get(off, cap, keys, vals, i, j)
     sj = float(size[j])
-    w = Sj[i] / (sj * sj)
+    w = _rows.get(off, cap, keys, vals, j, i) / (sj * sj)
     si = float(size[i])
     return u / (si * si) + w, u, w
 
 
-@njit(**_INLINE)
-def _insert_top(top, i, j, v, u, w):
-    """Insert neighbour ``j`` (affinity ``v = u / |i|^2 + w``) into ``i``'s list.
-
-    Returns the entry that no longer fits (``j`` itself when it does not beat
-    the last entry of a full list), or ``j = -1``.
-    """
-    top_idx, top_val, top_u, top_w = top[0], top[1], top[2], top[3]
-    width = top_idx.shape[1]
-    pos = width
-    while pos > 0:
-        pj = top_idx[i, pos - 1]
-        if pj >= 0 and not _better(v, j, top_val[i, pos - 1], pj):
-            break
-        pos -= 1
-    if pos >= width:
-        return j, v, u, w
-    q = width - 1
-    out = (top_idx[i, q], top_val[i, q], top_u[i, q], top_w[i, q])
-    for q in range(width - 1, pos, -1):
-        top_idx[i, q] = top_idx[i, q - 1]
-        top_val[i, q] = top_val[i, q - 1]
-        top_u[i, q] = top_u[i, q - 1]
-        top_w[i, q] = top_w[i, q - 1]
-    top_idx[i, pos] = j
-    top_val[i, pos] = v
-    top_u[i, pos] = u
-    top_w[i, pos] = w
-    return out
-
-
-@njit(**_INLINE)
-def _unlist(top, i, j, v, u, w):
-    """Entry ``j`` is left out of ``i``'s list: raise the bounds of the missing entries."""
-    if j < 0:
-        return
-    floor_idx, floor_val, floor_u, floor_w = top[4], top[5], top[6], top[7]
-    if floor_idx[i] < 0 or _better(v, j, floor_val[i], floor_idx[i]):
-        floor_idx[i] = j
-        floor_val[i] = v
-    floor_u[i] = max(floor_u[i], u)
-    floor_w[i] = max(floor_w[i], w)
-
-
-@njit(**_INLINE)
-def _place(top, i, j, v, u, w):
-    """Insert ``j`` if it beats the floor of ``i``, else leave it out (bounds raised)."""
-    if v <= 0.0:
-        return
-    floor_idx = top[4]
-    if floor_idx[i] < 0 or _better(v, j, top[5][i], floor_idx[i]):
-        oj, ov, ou, ow = _insert_top(top, i, j, v, u, w)
-        _unlist(top, i, oj, ov, ou, ow)
-    else:
-        _unlist(top, i, j, v, u, w)
-
-
-@njit(**_INLINE)
-def _clear_row(top, i):
-    top[0][i, :] = -1
-    top[1][i, :] = 0.0
-    top[2][i, :] = 0.0
-    top[3][i, :] = 0.0
-
-
-@njit(**_INLINE)
-def _n_listed(top_idx, i):
-    n = 0
-    while n < top_idx.shape[1] and top_idx[i, n] >= 0:
-        n += 1
-    return n
-
-
 @njit(**_NJIT)
 def recompute_top(S, size, i, top):
-    """Rebuild the list of cluster ``i`` and its bounds from ``S``; returns
-    the number of ``S`` entries read."""
-    _clear_row(top, i)
-    top[4][i] = -1
-    top[5][i] = 0.0
-    top[6][i] = 0.0
-    top[7][i] = 0.0
+    """Rebuild the list of cluster ``i`` and its bounds from row ``i`` of ``S``;
+    returns the number of ``S`` entries read.
+
+    Scores every neighbour, sorts (affinity descending, ties to the smaller
+    index), keeps the first ``width`` and makes the bounds from the rest.
+    """
+    off, cap, cnt, keys, vals, meta = S
+    idx, val, tu, tw, f_idx, f_val, f_u, f_w = top
+    width = idx.shape[1]
+    d = cnt[i]
+    js = np.empty(d, dtype=np.int64)
+    vs = np.empty(d)
+    us = np.empty(d)
+    ws = np.empty(d)
     si = float(size[i])
-    Si = S[i]
-    for j, u in Si.items():
+    n = 0
+    o = off[i]
+    for s in range(o, o + cap[i]):
+        j = keys[s]
+        if j < 0:
+            continue
+        u = vals[s]
         sj = float(size[j])
-        w = S[j][i] / (sj * sj)
+        # S[j][i], the hash lookup written out (see _rows on why not a call).
+        wj = 0.0
+        cj = cap[j]
+        if cj > 0:
+            oj = off[j]
+            mask = cj - 1
+            h = _rows._home(i, cj)
+            while True:
+                k = keys[oj + h]
+                if k == i:
+                    wj = vals[oj + h]
+                    break
+                if k < 0:
+                    break
+                h = (h + 1) & mask
+        w = wj / (sj * sj)
         v = u / (si * si) + w
         if v > 0.0:
-            oj, ov, ou, ow = _insert_top(top, i, j, v, u, w)
-            _unlist(top, i, oj, ov, ou, ow)
-    return len(Si)
-
-
-@njit(**_INLINE)
-def _rebuild_counted(S, size, i, top, count):
-    """:func:`recompute_top`, counted in the work counters 7 and 8."""
-    count[7] += 1
-    count[8] += recompute_top(S, size, i, top)
-
-
-@njit(**_INLINE)
-def _update_top(S, Sa, size, c, a, b, top, kc, may_rise, count):
-    """``a`` and ``b`` were merged into slot ``a``: update ``c``'s list in place.
-
-    Exact: the affinities of ``c`` to clusters other than ``a`` and ``b`` did
-    not change. ``may_rise`` is False when ``A(c, a u b) <= A(c, a)`` is known
-    (no ``S`` entry between ``c`` and ``a`` grew): then a list holding neither
-    ``a`` nor ``b`` stays as it is. Rebuilds from ``S[c]`` when fewer than
-    ``kc`` entries are certain. ``Sa`` is ``S[a]``. Returns whether the
-    list may have changed.
-    """
-    top_idx = top[0]
-    width = top_idx.shape[1]
-    if not may_rise:
-        listed = False
-        for q in range(width):
-            t = top_idx[c, q]
-            if t < 0:
-                break
-            if t == a or t == b:
-                listed = True
-                break
-        if not listed:
-            return False
-    # Drop a and b, keeping the list packed.
-    n = 0
-    for q in range(width):
-        t = top_idx[c, q]
-        if t < 0:
-            break
-        if t == a or t == b:
-            continue
-        top_idx[c, n] = t
-        top[1][c, n] = top[1][c, q]
-        top[2][c, n] = top[2][c, q]
-        top[3][c, n] = top[3][c, q]
-        n += 1
-    for q in range(n, width):
-        top_idx[c, q] = -1
-        top[1][c, q] = 0.0
-    v, u, w = _terms(S[c], Sa, size, c, a)
-    _place(top, c, a, v, u, w)
-    if _n_listed(top_idx, c) < kc and top[4][c] >= 0:
-        _rebuild_counted(S, size, c, top, count)
-    return True
-
-
-@njit(**_NJIT)
-def _regrow_top(S, size, a, b, top, kc, flagged, n_flagged, old, count):
-    """``a`` absorbed ``b``: update ``a``'s own list without reading all of ``S[a]``.
-
-    ``A(a, j) = S[a][j] / |a|^2 + S[j][a] / |j|^2``. For a neighbour ``j``
-    whose ``S`` entries with ``a`` did not grow (not in ``flagged``), only
-    ``|a|`` changed, so every missing one is at most
-    ``floor_u / |a|^2 + floor_w`` (the largest ``u`` and ``w`` among them) and
-    at most its old value. The old entries and the flagged neighbours are
-    re-evaluated; the list is rebuilt from ``S[a]`` only when fewer than
-    ``kc`` entries are certain.
-    """
-    top_idx = top[0]
-    width = top_idx.shape[1]
-    floor_idx = top[4]
-    if floor_idx[a] >= 0:
-        sa = float(size[a])
-        bound = top[6][a] / (sa * sa) + top[7][a]
-        if bound < top[5][a]:
-            # A strict bound: index 0 never beats a real slot on ties.
-            top[5][a] = bound
-            floor_idx[a] = 0
-    for q in range(width):
-        old[q] = top_idx[a, q]
-    _clear_row(top, a)
-    Sa = S[a]
-    for q in range(width):
-        j = old[q]
-        if j < 0:
-            break
-        if j == b:
-            continue
-        v, u, w = _terms(Sa, S[j], size, a, j)
-        _place(top, a, j, v, u, w)
-    for r in range(n_flagged):
-        j = flagged[r]
-        seen = False
-        for q in range(width):
-            if old[q] == j:
-                seen = True
-                break
-        if seen:
-            continue
-        v, u, w = _terms(Sa, S[j], size, a, j)
-        _place(top, a, j, v, u, w)
-    if _n_listed(top_idx, a) < kc and floor_idx[a] >= 0:
-        _rebuild_counted(S, size, a, top, count)
+            js[n] = j
+            vs[n] = v
+            us[n] = u
+            ws[n] = w
+            n += 1
+    by_index = np.argsort(js[:n], kind="mergesort")
+    order = by_index[np.argsort(-vs[by_index], kind="mergesort")]
+    idx[i, :] = -1
+    val[i, :] = 0.0
+    tu[i, :] = 0.0
+    tw[i, :] = 0.0
+    kept = min(n, width)
+    for q in range(kept):
+        r = order[q]
+        idx[i, q] = js[r]
+        val[i, q] = vs[r]
+        tu[i, q] = us[r]
+        tw[i, q] = ws[r]
+    f_idx[i] = -1
+    f_val[i] = 0.0
+    f_u[i] = 0.0
+    f_w[i] = 0.0
+    if n > width:
+        r = order[width]
+        f_idx[i] = js[r]
+        f_val[i] = vs[r]
+        for q in range(width, n):
+            r = order[q]
+            f_u[i] = max(f_u[i], us[r])
+            f_w[i] = max(f_w[i], ws[r])
+    return d
 
 
 @njit(**_INLINE)
@@ -377,14 +272,6 @@ def _tree_pick(loss, i, j):
     return i
 
 
-@njit(**_INLINE)
-def tree_update(tree, loss, i):
-    p = (tree.shape[0] // 2 + i) // 2
-    while p >= 1:
-        tree[p] = _tree_pick(loss, tree[2 * p], tree[2 * p + 1])
-        p //= 2
-
-
 # ----------------------------------------------------------------- the merge
 @njit(**_NJIT)
 def join_members(src, dst, label, head, tail, nxt):
@@ -403,18 +290,171 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
           out_idx, out_w, in_ptr, in_idx, in_w,
           top, kc, loss, tree, lam,
           work, fast):
-    """Merge clusters ``a`` and ``b``; the larger keeps its slot, which is returned."""
+    """Merge clusters ``a`` and ``b``; the larger keeps its slot, which is returned.
+
+    Returns -1, having changed nothing, when the pool of ``S`` lacks the room
+    the merged row needs (``S[5][1]`` says how much): grow it
+    (:func:`skjule._rows.grow`) and call again.
+
+    The per-neighbour steps are closures over the unpacked arrays, not
+    module-level functions: an array passed to a function, inlined or not,
+    is an atomic reference-count increment and decrement that numba does not
+    prune around loops - 40% of the merge time under ``perf`` when they were
+    (8x in a micro-benchmark of the list insertion).
+    """
     if size[b] > size[a] or (size[b] == size[a] and b < a):
         a, b = b, a
     k = out_idx.shape[1]
     in_acc, out_acc, smark, touched, gain, cmark, gtouched, old, count = work
-    count[0] += 1
-    # The two rows are fetched once: see _terms.
-    Sa = S[a]
-    Sb = S[b]
+    off, cap, cnt, keys, vals, meta = S
+    idx, val, tu, tw, f_idx, f_val, f_u, f_w = top
+    width = idx.shape[1]
 
+    # ---- rows of S (as in skjule._rows)
+    def find(i, key):
+        c = cap[i]
+        if c == 0:
+            return -1
+        o = off[i]
+        mask = c - 1
+        h = _rows._home(key, c)
+        while True:
+            t = keys[o + h]
+            if t == key:
+                return o + h
+            if t < 0:
+                return -1
+            h = (h + 1) & mask
+
+    def get(i, key):
+        s = find(i, key)
+        if s < 0:
+            return 0.0
+        return vals[s]
+
+    def add(i, key, v):
+        s = find(i, key)
+        if s >= 0:
+            vals[s] += v
+            return
+        c = cap[i]
+        o = off[i]
+        mask = c - 1
+        h = _rows._home(key, c)
+        while keys[o + h] >= 0:
+            h = (h + 1) & mask
+        keys[o + h] = key
+        vals[o + h] = v
+        cnt[i] += 1
+
+    def pop(i, key):
+        s = find(i, key)
+        if s < 0:
+            return 0.0
+        o = off[i]
+        c = cap[i]
+        mask = c - 1
+        out = vals[s]
+        hole = s - o
+        j = hole
+        while True:
+            j = (j + 1) & mask
+            t = keys[o + j]
+            if t < 0:
+                break
+            h = _rows._home(t, c)
+            if hole <= j:
+                stays = hole < h and h <= j
+            else:
+                stays = h > hole or h <= j
+            if not stays:
+                keys[o + hole] = t
+                vals[o + hole] = vals[o + j]
+                hole = j
+        keys[o + hole] = -1
+        vals[o + hole] = 0.0
+        cnt[i] -= 1
+        return out
+
+    def terms(i, j):
+        u = get(i, j)
+        sj = float(size[j])
+        w = get(j, i) / (sj * sj)
+        si = float(size[i])
+        return u / (si * si) + w, u, w
+
+    # ---- neighbour lists
+    def better(v1, i1, v2, i2):
+        return v1 > v2 or (v1 == v2 and i1 < i2)
+
+    def insert_top(i, j, v, u, w):
+        # Returns the entry that no longer fits (j itself when it does not
+        # beat the last entry of a full list), or j = -1.
+        pos = width
+        while pos > 0:
+            pj = idx[i, pos - 1]
+            if pj >= 0 and not better(v, j, val[i, pos - 1], pj):
+                break
+            pos -= 1
+        if pos >= width:
+            return j, v, u, w
+        q = width - 1
+        out = (idx[i, q], val[i, q], tu[i, q], tw[i, q])
+        for q in range(width - 1, pos, -1):
+            idx[i, q] = idx[i, q - 1]
+            val[i, q] = val[i, q - 1]
+            tu[i, q] = tu[i, q - 1]
+            tw[i, q] = tw[i, q - 1]
+        idx[i, pos] = j
+        val[i, pos] = v
+        tu[i, pos] = u
+        tw[i, pos] = w
+        return out
+
+    def unlist(i, j, v, u, w):
+        # Entry j is left out of i's list: raise the bounds of the missing entries.
+        if j < 0:
+            return
+        if f_idx[i] < 0 or better(v, j, f_val[i], f_idx[i]):
+            f_idx[i] = j
+            f_val[i] = v
+        f_u[i] = max(f_u[i], u)
+        f_w[i] = max(f_w[i], w)
+
+    def place(i, j):
+        # Insert j if it beats the floor of i, else leave it out (bounds raised).
+        v, u, w = terms(i, j)
+        if v <= 0.0:
+            return
+        if f_idx[i] < 0 or better(v, j, f_val[i], f_idx[i]):
+            oj, ov, ou, ow = insert_top(i, j, v, u, w)
+            unlist(i, oj, ov, ou, ow)
+        else:
+            unlist(i, j, v, u, w)
+
+    def n_listed(i):
+        n = 0
+        while n < width and idx[i, n] >= 0:
+            n += 1
+        return n
+
+    def tree_update(i):
+        p = (tree.shape[0] // 2 + i) // 2
+        while p >= 1:
+            l = tree[2 * p]
+            r = tree[2 * p + 1]
+            if l < 0 or (r >= 0 and (loss[r] < loss[l] or (loss[r] == loss[l] and r < l))):
+                tree[p] = r
+            else:
+                tree[p] = l
+            p //= 2
+
+    # ---- 1. the cross terms: in_b / out_b of every sample adjacent to b,
+    # outside a and b (nothing is changed before the room check below).
+    counted1 = count[1]
+    counted2 = count[2]
+    ng = 0
     if not fast:
-        # in_b / out_b of every sample adjacent to b, outside a and b.
         nt = 0
         x = head[b]
         while x >= 0:
@@ -444,7 +484,6 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
         # (ia + ib)(oa + ob) - ia oa = ib ob + ia ob + ib oa, so y's in-edges
         # (which can be thousands for a hub sample) are read only when y
         # points to b, and its out-edges only when b points to y.
-        ng = 0
         for t in range(nt):
             y = touched[t]
             ib = in_acc[y]
@@ -471,43 +510,54 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
                     gtouched[ng] = c
                     ng += 1
                 gain[c] += delta
-        for t in range(ng):
-            c = gtouched[t]
-            Sa[c] = Sa.get(c, 0.0) + gain[c]
-            Sc = S[c]
-            if a not in Sc:
-                Sc[a] = 0.0
-            gain[c] = 0.0
-    else:
-        ng = 0
-        for c, v in Sb.items():
-            if c == a:
-                continue
-            Sa[c] = Sa.get(c, 0.0) + v
-            Sc = S[c]
-            if a not in Sc:
-                Sc[a] = 0.0
+    n_gain = ng
 
-    # S(c <- C) = S(a <- C) + S(b <- C), and b disappears from every dict.
-    # cmark flags the clusters whose S entries with a grew (gtouched lists them).
-    count[6] += len(Sb)
-    for c in Sb:
-        if c == a:
+    # ---- 2. room: row a takes at most the keys of row b and the gain
+    # clusters; a gain cluster adjacent to neither a nor b gains key a.
+    extra = cnt[b] + n_gain
+    request = _rows.need(cap, cnt, a, extra)
+    for t in range(n_gain):
+        c = gtouched[t]
+        if find(c, a) < 0 and find(c, b) < 0:
+            request += _rows.need(cap, cnt, c, 1)
+    if request > 0 and not _rows.room(S, request):
+        for t in range(n_gain):
+            c = gtouched[t]
+            gain[c] = 0.0
+            cmark[c] = False
+        count[1] = counted1
+        count[2] = counted2
+        return -1
+    count[0] += 1
+    _rows.ensure(S, a, extra)
+
+    # ---- 3. S(c <- C) = S(a <- C) + S(b <- C) (with fast=True also
+    # S(C <- c) = S(C <- a) + S(C <- b)), and b leaves every row. cmark flags
+    # the clusters whose S entries with a grew (gtouched lists them).
+    count[6] += cnt[b]
+    o = off[b]
+    for s in range(o, o + cap[b]):
+        c = keys[s]
+        if c < 0 or c == a:
             continue
         if not cmark[c]:
             cmark[c] = True
             gtouched[ng] = c
             ng += 1
-        Sc = S[c]
-        v = Sc.pop(b)
-        Sc[a] = Sc.get(a, 0.0) + v
-        if c not in Sa:
-            Sa[c] = 0.0
-    if b in Sa:
-        Sa.pop(b)
-    S[b] = _new_dict()
+        add(a, c, vals[s] if fast else 0.0)
+        add(c, a, pop(c, b))
+    pop(a, b)
+    _rows.release(S, b)
+    # The exact cross terms: S(C <- c) = S(C <- a) + gain.
+    for t in range(n_gain):
+        c = gtouched[t]
+        add(a, c, gain[c])
+        if find(c, a) < 0:
+            _rows.ensure(S, c, 1)
+            add(c, a, 0.0)
+        gain[c] = 0.0
 
-    # Members of b join a.
+    # ---- 4. members of b join a.
     join_members(b, a, label, head, tail, nxt)
     head[b] = -1
     tail[b] = -1
@@ -515,24 +565,103 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     size[b] = 0
     alive[b] = False
 
-    # Losses: b leaves, a's list is regrown, a's neighbours are updated.
-    top_val = top[1]
+    # ---- 5. b leaves the lists.
     loss[b] = np.inf
-    _clear_row(top, b)
-    top[4][b] = -1
-    tree_update(tree, loss, b)
-    _regrow_top(S, size, a, b, top, kc, gtouched, ng, old, count)
-    loss[a] = loss_of(top_val, a, lam, kc)
-    tree_update(tree, loss, a)
-    count[3] += len(Sa)
+    idx[b, :] = -1
+    val[b, :] = 0.0
+    tu[b, :] = 0.0
+    tw[b, :] = 0.0
+    f_idx[b] = -1
+    tree_update(b)
+
+    # ---- 6. a's own list, without reading all of row a.
+    # A(a, j) = S[a][j] / |a|^2 + S[j][a] / |j|^2. For a neighbour j whose S
+    # entries with a did not grow (not flagged), only |a| changed, so every
+    # missing one is at most floor_u / |a|^2 + floor_w (the largest u and w
+    # among them) and at most its old value. The old entries and the flagged
+    # neighbours are re-evaluated; the list is rebuilt from row a only when
+    # fewer than kc entries are certain.
+    if f_idx[a] >= 0:
+        sa = float(size[a])
+        bound = f_u[a] / (sa * sa) + f_w[a]
+        if bound < f_val[a]:
+            # A strict bound: index 0 never beats a real slot on ties.
+            f_val[a] = bound
+            f_idx[a] = 0
+    for q in range(width):
+        old[q] = idx[a, q]
+    idx[a, :] = -1
+    val[a, :] = 0.0
+    tu[a, :] = 0.0
+    tw[a, :] = 0.0
+    for q in range(width):
+        j = old[q]
+        if j < 0:
+            break
+        if j != b:
+            place(a, j)
+    for r in range(ng):
+        j = gtouched[r]
+        seen = False
+        for q in range(width):
+            if old[q] == j:
+                seen = True
+                break
+        if not seen:
+            place(a, j)
+    if n_listed(a) < kc and f_idx[a] >= 0:
+        count[7] += 1
+        count[8] += recompute_top(S, size, a, top)
+    loss[a] = loss_of(val, a, lam, kc)
+    tree_update(a)
+
+    # ---- 7. the lists of a's neighbours. The affinities of c to clusters
+    # other than a and b did not change. Unless flagged, A(c, a u b) <= A(c, a)
+    # and only a list holding a or b changes: drop a and b, insert a u b if
+    # it beats the floor, rebuild from row c when fewer than kc entries are
+    # certain.
+    count[3] += cnt[a]
     count[5] += ng
-    for c in Sa:
-        if _update_top(S, Sa, size, c, a, b, top, kc, cmark[c], count):
-            count[4] += 1
-            new_loss = loss_of(top_val, c, lam, kc)
-            if new_loss != loss[c]:
-                loss[c] = new_loss
-                tree_update(tree, loss, c)
+    o = off[a]
+    for s in range(o, o + cap[a]):
+        c = keys[s]
+        if c < 0:
+            continue
+        if not cmark[c]:
+            listed = False
+            for q in range(width):
+                t = idx[c, q]
+                if t < 0:
+                    break
+                if t == a or t == b:
+                    listed = True
+                    break
+            if not listed:
+                continue
+        count[4] += 1
+        n = 0
+        for q in range(width):
+            t = idx[c, q]
+            if t < 0:
+                break
+            if t == a or t == b:
+                continue
+            idx[c, n] = t
+            val[c, n] = val[c, q]
+            tu[c, n] = tu[c, q]
+            tw[c, n] = tw[c, q]
+            n += 1
+        for q in range(n, width):
+            idx[c, q] = -1
+            val[c, q] = 0.0
+        place(c, a)
+        if n_listed(c) < kc and f_idx[c] >= 0:
+            count[7] += 1
+            count[8] += recompute_top(S, size, c, top)
+        new_loss = loss_of(val, c, lam, kc)
+        if new_loss != loss[c]:
+            loss[c] = new_loss
+            tree_update(c)
     for t in range(ng):
         cmark[gtouched[t]] = False
     return a
@@ -579,10 +708,11 @@ def make_top(n_slots, kc, buffer=None):
 def init_losses(S, size, alive, top, lam, kc):
     m = size.shape[0]
     loss = np.full(m, np.inf)
+    top_val = top[1]
     for i in range(m):
         if alive[i]:
             recompute_top(S, size, i, top)
-            loss[i] = loss_of(top[1], i, lam, kc)
+            loss[i] = loss_of(top_val, i, lam, kc)
     return loss
 
 
@@ -603,6 +733,7 @@ def merge_loop(n_stop, large_min_size, n_large_stop, max_steps,
     Returns
     -------
     status, n_alive, next_node, n_merged
+        ``status`` 2: the pool of ``S`` is full (see :func:`merge`).
     """
     n_large = 0
     if n_large_stop >= 0:
@@ -623,14 +754,17 @@ def merge_loop(n_stop, large_min_size, n_large_stop, max_steps,
                 was += 1
             if size[j] >= large_min_size:
                 was += 1
-        children[n_merged, 0] = node[i]
-        children[n_merged, 1] = node[j]
-        merge_loss[n_merged] = loss[i]
-        n_merged += 1
+        li = loss[i]
         kept = merge(i, j, S, size, label, head, tail, nxt, alive,
                      out_idx, out_w, in_ptr, in_idx, in_w,
                      top, kc, loss, tree, lam,
                      work, fast)
+        if kept < 0:
+            return 2, n_alive, next_node, n_merged
+        children[n_merged, 0] = node[i]
+        children[n_merged, 1] = node[j]
+        merge_loss[n_merged] = li
+        n_merged += 1
         node[kept] = next_node
         next_node += 1
         n_alive -= 1
@@ -647,11 +781,13 @@ def best_partner(S, size, i, allowed):
     """The cluster ``j`` with ``allowed[j]`` of highest ``A(i, j) > 0`` (-1 if none)."""
     best = -1
     best_v = 0.0
-    Si = S[i]
-    for j in Si:
-        if not allowed[j]:
+    off, cap, cnt, keys, vals, meta = S
+    o = off[i]
+    for s in range(o, o + cap[i]):
+        j = keys[s]
+        if j < 0 or not allowed[j]:
             continue
-        v = _terms(Si, S[j], size, i, j)[0]
+        v = _terms(off, cap, keys, vals, size, i, j)[0]
         if v > best_v or (v == best_v and v > 0.0 and j < best):
             best = j
             best_v = v

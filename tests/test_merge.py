@@ -6,6 +6,7 @@ from hypothesis.extra.numpy import arrays
 
 from skjule import MergeEngine, cut_hierarchy
 from skjule import _merge_kernels as K
+from skjule._rows import row_dict
 
 from _reference import dense_cluster_affinities, dense_from_graph, eq7_losses
 
@@ -97,15 +98,14 @@ def test_incremental_equals_recomputation(X, ks, fast):
         fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
                                    g.in_weights, engine.label, engine.size.shape[0])
         for a in np.flatnonzero(engine.alive):
-            keys = set(engine.S[a].keys()) | set(fresh[a].keys())
-            for b in keys:
-                assert engine.S[a].get(b, 0.0) == pytest.approx(
-                    fresh[a].get(b, 0.0), rel=1e-9, abs=1e-12)
+            row, ref = engine.s_row(a), row_dict(fresh, a)
+            for b in set(row) | set(ref):
+                assert row.get(b, 0.0) == pytest.approx(ref.get(b, 0.0), rel=1e-9, abs=1e-12)
 
 
 def exact_top(engine, i, kc):
     """The ``kc`` best (index, affinity) of slot ``i``, from S, by brute force."""
-    cand = [(-engine.affinity(i, j), j) for j in engine.S[i].keys()]
+    cand = [(-engine.affinity(i, j), j) for j in engine.s_row(i)]
     cand = sorted(c for c in cand if c[0] < 0)[:kc]
     return [j for _, j in cand], [-v for v, _ in cand]
 
@@ -244,7 +244,7 @@ def test_rebuild_keeps_clusters_and_uses_new_features():
     fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
                                g.in_weights, e.label, e.size.shape[0])
     for a in range(e.size.shape[0]):
-        assert dict(e.S[a]) == pytest.approx(dict(fresh[a]))
+        assert e.s_row(a) == pytest.approx(row_dict(fresh, a))
     e.merge_until(3)
     assert e.n_clusters_ == 3
     # The hierarchy continues across the rebuild.
