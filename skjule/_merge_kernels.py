@@ -56,40 +56,32 @@ _INLINE = dict(_NJIT, inline="always")
 
 
 @njit(**_NJIT)
-def _row_bounds(out_idx, in_ptr, in_idx, label, n_clusters):
-    """Per cluster, the number of other clusters its samples share an edge
-    with: a bound on the keys of its row of ``S``."""
-    n, k = out_idx.shape
-    order = np.argsort(label, kind="mergesort")
-    seen = np.full(n_clusters, -1, dtype=np.int64)
-    bound = np.zeros(n_clusters, dtype=np.int64)
-    for x in order:
-        lx = label[x]
-        for e in range(k):
-            c = label[out_idx[x, e]]
-            if c != lx and seen[c] != lx:
-                seen[c] = lx
-                bound[lx] += 1
-        for e in range(in_ptr[x], in_ptr[x + 1]):
-            c = label[in_idx[e]]
-            if c != lx and seen[c] != lx:
-                seen[c] = lx
-                bound[lx] += 1
-    return bound
+def _scan_columns(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters, S, deg, fill):
+    """Every positive ``S(c <- l)``, cluster by cluster.
 
-
-@njit(**_NJIT)
-def _fill_affinities(S, out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
+    Samples are taken cluster by cluster (in sample order within each, so
+    every sum is taken in the same order as a pass over the samples); the
+    column ``S(. <- l)`` is summed in a dense buffer. ``fill=False`` counts
+    the keys each row will hold (``deg``: at most twice the exact count,
+    a pair is counted from both of its clusters); ``fill=True`` writes the
+    columns into ``S`` with the symmetric zero keys.
+    """
     off, cap, cnt, keys, vals, meta = S
     n, k = out_idx.shape
+    order = np.argsort(label, kind="mergesort")
     cin = np.zeros(n_clusters)
     cout = np.zeros(n_clusters)
     cmark = np.zeros(n_clusters, dtype=np.bool_)
+    col = np.zeros(n_clusters)
+    col_mark = np.zeros(n_clusters, dtype=np.bool_)
+    col_list = np.empty(n_clusters, dtype=np.int64)
     max_in = 0
     for x in range(n):
         max_in = max(max_in, in_ptr[x + 1] - in_ptr[x])
     touched = np.empty(k + max_in + 1, dtype=np.int64)
-    for x in range(n):
+    nc = 0
+    for r in range(n):
+        x = order[r]
         lx = label[x]
         nt = 0
         for e in range(k):
@@ -114,28 +106,45 @@ def _fill_affinities(S, out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters)
             c = touched[t]
             p = cin[c] * cout[c]
             if p > 0.0:
-                _rows.add(off, cap, cnt, keys, vals, c, lx, p)
-                _rows.add(off, cap, cnt, keys, vals, lx, c, 0.0)
+                if not col_mark[c]:
+                    col_mark[c] = True
+                    col_list[nc] = c
+                    nc += 1
+                col[c] += p
             cin[c] = 0.0
             cout[c] = 0.0
             cmark[c] = False
+        if r + 1 == n or label[order[r + 1]] != lx:
+            for t in range(nc):
+                c = col_list[t]
+                if fill:
+                    _rows.add(off, cap, cnt, keys, vals, c, lx, col[c])
+                    _rows.add(off, cap, cnt, keys, vals, lx, c, 0.0)
+                else:
+                    deg[c] += 1
+                    deg[lx] += 1
+                col[c] = 0.0
+                col_mark[c] = False
+            nc = 0
 
 
 def build_affinities(out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters):
     """``S`` from scratch for the partition ``label`` (values in [0, n_clusters)).
 
-    Rows are sized from :func:`_row_bounds`, so filling them never moves one."""
-    bound = _row_bounds(out_idx, in_ptr, in_idx, label, n_clusters)
-    S = _rows.empty(n_clusters, _caps(bound))
-    _fill_affinities(S, out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters)
+    Two scans: one counts the keys of each row, so that filling never moves one."""
+    graph = (out_idx, out_w, in_ptr, in_idx, in_w, label, n_clusters)
+    deg = np.zeros(n_clusters, dtype=np.int64)
+    _scan_columns(*graph, _rows.empty(0, np.zeros(0, dtype=np.int64)), deg, False)
+    S = _rows.empty(n_clusters, _caps(deg))
+    _scan_columns(*graph, S, deg, True)
     return S
 
 
 @njit(**_NJIT)
-def _caps(bound):
-    out = np.empty_like(bound)
-    for i in range(bound.shape[0]):
-        out[i] = _rows.cap_for(bound[i])
+def _caps(deg):
+    out = np.empty_like(deg)
+    for i in range(deg.shape[0]):
+        out[i] = _rows.cap_for(deg[i])
     return out
 
 
