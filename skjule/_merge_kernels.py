@@ -172,19 +172,23 @@ def recompute_top(S, size, i, top):
     """Rebuild the list of cluster ``i`` and its bounds from row ``i`` of ``S``;
     returns the number of ``S`` entries read.
 
-    Scores every neighbour, sorts (affinity descending, ties to the smaller
-    index), keeps the first ``width`` and makes the bounds from the rest.
+    One pass: an entry that beats the last of the list is inserted (the one
+    it pushes out, or itself, goes to the bounds). Written out without helper
+    calls (see :func:`merge` on why).
     """
     off, cap, cnt, keys, vals, meta = S
     idx, val, tu, tw, f_idx, f_val, f_u, f_w = top
     width = idx.shape[1]
-    d = cnt[i]
-    js = np.empty(d, dtype=np.int64)
-    vs = np.empty(d)
-    us = np.empty(d)
-    ws = np.empty(d)
-    si = float(size[i])
+    idx[i, :] = -1
+    val[i, :] = 0.0
+    tu[i, :] = 0.0
+    tw[i, :] = 0.0
+    fj = -1
+    fv = 0.0
+    fu = 0.0
+    fw = 0.0
     n = 0
+    si = float(size[i])
     o = off[i]
     for s in range(o, o + cap[i]):
         j = keys[s]
@@ -192,7 +196,7 @@ def recompute_top(S, size, i, top):
             continue
         u = vals[s]
         sj = float(size[j])
-        # S[j][i], the hash lookup written out (see _rows on why not a call).
+        # S[j][i]: the hash lookup of skjule._rows, written out.
         wj = 0.0
         cj = cap[j]
         if cj > 0:
@@ -200,47 +204,54 @@ def recompute_top(S, size, i, top):
             mask = cj - 1
             h = _rows._home(i, cj)
             while True:
-                k = keys[oj + h]
-                if k == i:
+                t = keys[oj + h]
+                if t == i:
                     wj = vals[oj + h]
                     break
-                if k < 0:
+                if t < 0:
                     break
                 h = (h + 1) & mask
         w = wj / (sj * sj)
         v = u / (si * si) + w
-        if v > 0.0:
-            js[n] = j
-            vs[n] = v
-            us[n] = u
-            ws[n] = w
+        if v <= 0.0:
+            continue
+        ov = ou = ow = 0.0
+        # Left out: j itself when the list is full and j does not beat its
+        # last entry (affinity descending, ties to the smaller index) ...
+        if n == width and not (v > val[i, n - 1] or (v == val[i, n - 1] and j < idx[i, n - 1])):
+            oj_, ov, ou, ow = j, v, u, w
+        else:
+            # ... else j goes in and the last entry (if the list was full) goes out.
+            oj_ = -1
+            if n == width:
+                oj_ = idx[i, n - 1]
+                ov = val[i, n - 1]
+                ou = tu[i, n - 1]
+                ow = tw[i, n - 1]
+                n -= 1
+            pos = n
+            while pos > 0 and (v > val[i, pos - 1] or (v == val[i, pos - 1] and j < idx[i, pos - 1])):
+                idx[i, pos] = idx[i, pos - 1]
+                val[i, pos] = val[i, pos - 1]
+                tu[i, pos] = tu[i, pos - 1]
+                tw[i, pos] = tw[i, pos - 1]
+                pos -= 1
+            idx[i, pos] = j
+            val[i, pos] = v
+            tu[i, pos] = u
+            tw[i, pos] = w
             n += 1
-    by_index = np.argsort(js[:n], kind="mergesort")
-    order = by_index[np.argsort(-vs[by_index], kind="mergesort")]
-    idx[i, :] = -1
-    val[i, :] = 0.0
-    tu[i, :] = 0.0
-    tw[i, :] = 0.0
-    kept = min(n, width)
-    for q in range(kept):
-        r = order[q]
-        idx[i, q] = js[r]
-        val[i, q] = vs[r]
-        tu[i, q] = us[r]
-        tw[i, q] = ws[r]
-    f_idx[i] = -1
-    f_val[i] = 0.0
-    f_u[i] = 0.0
-    f_w[i] = 0.0
-    if n > width:
-        r = order[width]
-        f_idx[i] = js[r]
-        f_val[i] = vs[r]
-        for q in range(width, n):
-            r = order[q]
-            f_u[i] = max(f_u[i], us[r])
-            f_w[i] = max(f_w[i], ws[r])
-    return d
+        if oj_ >= 0:
+            if fj < 0 or ov > fv or (ov == fv and oj_ < fj):
+                fj = oj_
+                fv = ov
+            fu = max(fu, ou)
+            fw = max(fw, ow)
+    f_idx[i] = fj
+    f_val[i] = fv
+    f_u[i] = fu
+    f_w[i] = fw
+    return cnt[i]
 
 
 @njit(**_INLINE)
