@@ -20,6 +20,9 @@ clusters (pixels, codes or the JULE embedding).
         --output benchmarks/results/deepgmm.md
 """
 
+import io
+from collections import defaultdict
+
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score
@@ -52,21 +55,28 @@ def main():
     p.add_argument("--no-vae", action="store_true", help="leave out the VAE + GDLClustering row")
     p.add_argument("--jule-on", nargs="*", default=["usps"],
                    help="data sets that also get the JULE features + GMM row")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="run everything once per seed (instead of --seed) and add a "
+                        "table of the mean and spread over the seeds")
     args = p.parse_args()
+    seeds = args.seeds or [args.seed]
 
     table = C.Table(["dataset", "n", "method", "NMI", "ACC", "CH", "seconds", "peak MB"])
     C.warm_up()
     table.header()
-    seed = args.seed
-    for name in args.datasets:
+    scores = defaultdict(list)  # (dataset, method) -> [(NMI, ACC)] over the seeds
+    for seed, name in [(s, d) for s in seeds for d in args.datasets]:
         X, y = C.load(args.data_home, name)
         k = len(np.unique(y))
         n = len(y)
         Xf = X.reshape(n, -1).astype(np.float32)
         Xf /= max(float(Xf.max()), 1e-12)
+        shown = name if len(seeds) == 1 else f"{name} (seed {seed})"
 
-        def row(method, labels, Z, t, peak):
-            table.add(name, n, method, *C.scores(y, labels), _ch(Z, labels), t, peak)
+        def row(method, labels, Z, t, peak, key=None):
+            nmi, acc = C.scores(y, labels)
+            scores[name, key or method].append((nmi, acc))
+            table.add(shown, n, method, nmi, acc, _ch(Z, labels), t, peak)
 
         labels, t, peak, _ = C.measure(
             lambda: KMeans(k, n_init=10, random_state=seed).fit_predict(Xf))
@@ -78,7 +88,7 @@ def main():
         ae, t, peak, _ = C.measure(lambda: AutoencoderTransformer(
             epochs=args.ae_epochs, random_state=seed).fit(Xf))
         Z = ae.transform(Xf)
-        table.add(name, n, f"(AE pretraining, {args.ae_epochs} epochs)", float("nan"),
+        table.add(shown, n, f"(AE pretraining, {args.ae_epochs} epochs)", float("nan"),
                   float("nan"), float("nan"), t, peak)
         labels, t, peak, _ = C.measure(
             lambda: KMeans(k, n_init=10, random_state=seed).fit_predict(Z))
@@ -117,7 +127,7 @@ def main():
                         random_state=seed).fit(Xf))
                 except ValueError as exc:  # divergence is reported, not fatal
                     print(f"{tag} eta={eta:g} failed: {exc}", flush=True)
-                    table.add(name, n, f"{tag} eta={eta:g}: diverged", *[float("nan")] * 5)
+                    table.add(shown, n, f"{tag} eta={eta:g}: diverged", *[float("nan")] * 5)
                     continue
                 nmi = C.scores(y, d.labels_)[0]
                 if (eta == 0 and n_pseudo == args.pseudo_label_epochs[0] and init != "em"
@@ -128,10 +138,10 @@ def main():
                     row(f"start of init={init}: the mixture made from it", d.gmm_init_.predict(Z),
                         Z, float("nan"), float("nan"))
                 results.append((eta, d, t, peak, nmi))
-                label = f"{tag} (eta=0, ablation)" if eta == 0 else f"{tag} eta={eta:g}"
+                label = key = f"{tag} (eta=0, ablation)" if eta == 0 else f"{tag} eta={eta:g}"
                 if n_pseudo:
                     label += f", ran {d.n_pseudo_label_epochs_}"
-                row(label, d.labels_, d.transform(Xf), t, peak)
+                row(label, d.labels_, d.transform(Xf), t, peak, key=key)
             if results[1:]:
                 eta, d, t, peak, nmi = max(results[1:], key=lambda r: r[4])
                 row(f"{tag} best eta={eta:g} (chosen with labels)", d.labels_,
@@ -145,11 +155,25 @@ def main():
             (labels, Zj), t, peak, _ = C.measure(jule_gmm)
             row("JULE features + GMM (diag)", labels, Zj, t, peak)
 
-    C.write(args.output, "Deep GMM benchmark", table, NOTES)
+    notes = NOTES
+    if len(seeds) > 1:
+        spread = C.Table(["dataset", "method", "seeds", "NMI mean", "NMI sd", "ACC mean",
+                          "ACC sd"], file=io.StringIO())
+        for (name, method), v in scores.items():
+            if "best eta" in method or len(v) < 2:
+                continue
+            v = np.asarray(v)
+            spread.add(name, method, len(v), v[:, 0].mean(), v[:, 0].std(ddof=1),
+                       v[:, 1].mean(), v[:, 1].std(ddof=1))
+        print("\nover the seeds:\n" + spread.markdown(), flush=True)
+        notes += (f"\nOver the seeds {', '.join(map(str, seeds))} (sd: sample standard "
+                  "deviation; "ran N" dropped from the method, see the rows above):\n\n"
+                  + spread.markdown() + "\n")
+    C.write(args.output, "Deep GMM benchmark", table, notes)
 
 
 NOTES = """
-One seed (`--seed`, default 0). Pixels scaled to [0, 1]. The autoencoder is pretrained once
+One seed (`--seed`, default 0), or each of `--seeds` in turn. Pixels scaled to [0, 1]. The autoencoder is pretrained once
 per data set (its row gives the time); `AE + ...` and `DeepGMM` rows start from it, so their
 `seconds` exclude pretraining, while `VAE + GDLClustering` and `JULE features + GMM` include
 training their networks. DeepGMM rows train `--epochs` joint epochs (after
