@@ -167,7 +167,7 @@ def main():
                        v[:, 1].mean(), v[:, 1].std(ddof=1))
         print("\nover the seeds:\n" + spread.markdown(), flush=True)
         notes += (f"\nOver the seeds {', '.join(map(str, seeds))} (sd: sample standard "
-                  "deviation; "ran N" dropped from the method, see the rows above):\n\n"
+                  "deviation; 'ran N' dropped from the method, see the rows above):\n\n"
                   + spread.markdown() + "\n")
     C.write(args.output, "Deep GMM benchmark", table, notes)
 
