@@ -177,8 +177,10 @@ One seed (`--seed`, default 0), or each of `--seeds` in turn. Pixels scaled to [
 per data set (its row gives the time); `AE + ...` and `DeepGMM` rows start from it, so their
 `seconds` exclude pretraining, while `VAE + GDLClustering` and `JULE features + GMM` include
 training their networks. DeepGMM rows train `--epochs` joint epochs (after
-a pseudo-label stage on the starting partition where the row says so: at most
-`--pseudo-label-epochs`, ending when the agreement stalls; "ran N" gives the epochs it ran). The two
+a pseudo-label stage on the starting partition where the row says so: `--pseudo-label-epochs`
+with the estimator's default `pseudo_label_patience=None`, i.e. all of them - outputs from before
+that default ended the stage once two epochs in a row had not raised the agreement; "ran N" gives
+the epochs it ran). The two
 "start of init=gdl" rows are the GDLClustering partition of the codes that `init="gdl"`
 makes and the predictions of the diagonal mixture built from its moments, before any
 joint training (their time is part of the DeepGMM rows). The "best eta" row picks

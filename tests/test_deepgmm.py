@@ -172,7 +172,8 @@ def test_pseudo_label_epochs_make_the_mixture_reproduce_its_partition(digits, ae
     X, _ = digits
     kw = dict(init="gdl", autoencoder=ae, epochs=0, random_state=0)
     start = DeepGMMClustering(10, **kw).fit(X)
-    trained = DeepGMMClustering(10, pseudo_label_epochs=8, **kw).fit(X)
+    trained = DeepGMMClustering(10, pseudo_label_epochs=8, pseudo_label_patience=2,
+                                **kw).fit(X)
     np.testing.assert_array_equal(trained.labels_init_, start.labels_init_)
 
     def agreement(d):
@@ -201,6 +202,21 @@ def test_pseudo_label_epochs_make_the_mixture_reproduce_its_partition(digits, ae
     assert both.history_[2]["learning_rate"] == both.learning_rate
     with pytest.raises(ValueError, match="pseudo_label_epochs"):
         DeepGMMClustering(10, pseudo_label_epochs=-1, autoencoder=ae).fit(X)
+    with pytest.raises(ValueError, match="pseudo_label_patience"):
+        DeepGMMClustering(10, pseudo_label_epochs=2, pseudo_label_patience=0,
+                          autoencoder=ae).fit(X)
+
+
+def test_pseudo_label_stage_runs_all_its_epochs_without_patience(digits, ae):
+    X, _ = digits
+    kw = dict(init="gdl", autoencoder=ae, epochs=0, random_state=0, pseudo_label_epochs=6)
+    full = DeepGMMClustering(10, **kw).fit(X)
+    assert full.n_pseudo_label_epochs_ == 6
+    early = DeepGMMClustering(10, pseudo_label_patience=1, **kw).fit(X)
+    agreement = [h["agreement"] for h in full.history_]
+    # patience 1 stops after the first epoch that does not beat all before it
+    stop = next((j + 1 for j in range(1, 6) if agreement[j] <= max(agreement[:j])), 6)
+    assert early.n_pseudo_label_epochs_ == stop
 
 
 def test_divergence_is_reported(digits, ae):
