@@ -198,11 +198,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         ``None``: the pseudo-label stage runs all its epochs. An int ``p``:
         it ends early once ``p`` epochs in a row have not raised the
         agreement (the share of samples whose most probable component is
-        their own) above its best. Ending early measured worse: on COIL-20
-        (seeds 0 and 1, ``init="gdl"``, 20 epochs at most) the stage stopped
-        after 3 epochs with ``p=2`` and the joint stage then lost 0.06 NMI
-        from the start (0.831 and 0.830 with ``eta=0``), where running all 20
-        kept 0.864 and 0.862 (``benchmarks/results/deepgmm_patience.md``).
+        their own) above its best. Ending early measured worse where it
+        happened: on COIL-20 (seed 0, ``init="gdl"``, 20 epochs at most) the
+        stage stopped after 3 epochs with ``p=2`` and the result was NMI
+        0.831 / 0.825 (``eta`` 0 / 0.01,
+        ``benchmarks/results/deepgmm_eta_seeds.md``); with all 20 epochs
+        0.864 / 0.865 (``benchmarks/results/deepgmm_patience.md``). Where
+        the stage ran all its epochs anyway (USPS; MNIST with ``eta=0.01``)
+        nothing changes; with ``eta=0`` on MNIST the joint stage collapses
+        either way.
     batch_size : int, default=256
     learning_rate : float, default=0.01
         SGD base learning rate of the mixture's parameters (the paper's value).
