@@ -42,11 +42,13 @@ large hub cluster cost ``O(sum of neighbour degrees)`` each. The first ``Kc``
 entries are always the exact ``Kc`` best. A segment tree gives the cluster of
 smallest loss in ``O(1)`` and updates in ``O(log n)``.
 
-Written for numba's costs: the per-neighbour steps of :func:`merge` are
-closures over arrays unpacked once (an array passed to a function, even an
-inlined one, is an atomic reference-count increment and decrement that numba
-does not prune around loops), and :func:`recompute_top` is one pass with no
-helper calls. docs/scaling.rst gives the measurements.
+Written for numba's costs: tuples (``S``, ``top``, the scratch arrays) are
+unpacked once per kernel, never indexed inside a loop (each item taken from a
+tuple is an atomic reference-count increment and decrement), and the
+neighbour-list steps of :func:`merge` are closures over those arrays: as
+module-level helpers (loops, several returns) numba did not prune the
+reference counts of the arrays passed to them. The row operations of
+:mod:`skjule._rows` are simple enough that it does.
 """
 
 import numpy as np
@@ -54,7 +56,7 @@ from numba import njit
 
 from . import _rows
 
-_NJIT = dict(cache=True, nogil=True, error_model="numpy")
+_NJIT = dict(cache=True, nogil=True)
 # Small helpers called per neighbour are inlined in numba's IR, so that the
 # reference counts of the arrays and rows they take are pruned with the
 # caller's (an atomic increment and decrement per argument and call otherwise).
@@ -179,8 +181,8 @@ def recompute_top(S, size, i, top):
     returns the number of ``S`` entries read.
 
     One pass: an entry that beats the last of the list is inserted (the one
-    it pushes out, or itself, goes to the bounds). Written out without helper
-    calls (see :func:`merge` on why).
+    it pushes out, or itself, goes to the bounds). The insertion is written
+    out here, not a helper (see the module docstring on why).
     """
     off, cap, cnt, keys, vals, meta = S
     idx, val, tu, tw, f_idx, f_val, f_u, f_w = top
@@ -202,21 +204,7 @@ def recompute_top(S, size, i, top):
             continue
         u = vals[s]
         sj = float(size[j])
-        # S[j][i]: the hash lookup of skjule._rows, written out.
-        wj = 0.0
-        cj = cap[j]
-        if cj > 0:
-            oj = off[j]
-            mask = cj - 1
-            h = _rows._home(i, cj)
-            while True:
-                t = keys[oj + h]
-                if t == i:
-                    wj = vals[oj + h]
-                    break
-                if t < 0:
-                    break
-                h = (h + 1) & mask
+        wj = _rows.get(off, cap, keys, vals, j, i)
         w = wj / (sj * sj)
         v = u / (si * si) + w
         if v <= 0.0:
@@ -322,11 +310,8 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     the merged row needs (``S[5][1]`` says how much): grow it
     (:func:`skjule._rows.grow`) and call again.
 
-    The per-neighbour steps are closures over the unpacked arrays, not
-    module-level functions: an array passed to a function, inlined or not,
-    is an atomic reference-count increment and decrement that numba does not
-    prune around loops - 40% of the merge time under ``perf`` when they were
-    (8x in a micro-benchmark of the list insertion).
+    The per-neighbour steps are closures over the unpacked arrays (see the
+    module docstring on why).
     """
     if size[b] > size[a] or (size[b] == size[a] and b < a):
         a, b = b, a
@@ -336,71 +321,18 @@ def merge(a, b, S, size, label, head, tail, nxt, alive,
     idx, val, tu, tw, f_idx, f_val, f_u, f_w = top
     width = idx.shape[1]
 
-    # ---- rows of S (as in skjule._rows)
+    # ---- rows of S
     def find(i, key):
-        c = cap[i]
-        if c == 0:
-            return -1
-        o = off[i]
-        mask = c - 1
-        h = _rows._home(key, c)
-        while True:
-            t = keys[o + h]
-            if t == key:
-                return o + h
-            if t < 0:
-                return -1
-            h = (h + 1) & mask
+        return _rows.find(off, cap, keys, i, key)
 
     def get(i, key):
-        s = find(i, key)
-        if s < 0:
-            return 0.0
-        return vals[s]
+        return _rows.get(off, cap, keys, vals, i, key)
 
     def add(i, key, v):
-        s = find(i, key)
-        if s >= 0:
-            vals[s] += v
-            return
-        c = cap[i]
-        o = off[i]
-        mask = c - 1
-        h = _rows._home(key, c)
-        while keys[o + h] >= 0:
-            h = (h + 1) & mask
-        keys[o + h] = key
-        vals[o + h] = v
-        cnt[i] += 1
+        _rows.add(off, cap, cnt, keys, vals, i, key, v)
 
     def pop(i, key):
-        s = find(i, key)
-        if s < 0:
-            return 0.0
-        o = off[i]
-        c = cap[i]
-        mask = c - 1
-        out = vals[s]
-        hole = s - o
-        j = hole
-        while True:
-            j = (j + 1) & mask
-            t = keys[o + j]
-            if t < 0:
-                break
-            h = _rows._home(t, c)
-            if hole <= j:
-                stays = hole < h and h <= j
-            else:
-                stays = h > hole or h <= j
-            if not stays:
-                keys[o + hole] = t
-                vals[o + hole] = vals[o + j]
-                hole = j
-        keys[o + hole] = -1
-        vals[o + hole] = 0.0
-        cnt[i] -= 1
-        return out
+        return _rows.pop(off, cap, cnt, keys, vals, i, key)
 
     def terms(i, j):
         u = get(i, j)

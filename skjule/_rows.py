@@ -3,8 +3,7 @@
 The merge engine keeps, for every cluster ``i``, the map ``{j: S(j <- i)}``
 over its neighbouring clusters (see :mod:`skjule._merge_kernels`). It used to
 be a numba typed ``Dict`` per cluster; every lookup then went through the
-dict's C runtime and atomic reference counts on the dict, about half of the
-merge time under ``perf``. Here all rows live in two flat arrays (int32 keys,
+dict's C runtime and atomic reference counts on the dict. Here all rows live in two flat arrays (int32 keys,
 float64 values: 12 bytes a slot):
 
 ``R = (off, cap, cnt, keys, vals, meta)``
@@ -27,7 +26,7 @@ Iteration is over slots: ``for s in range(off[i], off[i] + cap[i])`` with
 import numpy as np
 from numba import njit
 
-_NJIT = dict(cache=True, nogil=True, error_model="numpy")
+_NJIT = dict(cache=True, nogil=True)
 _INLINE = dict(_NJIT, inline="always")
 
 _MIN_CAP = 4
@@ -54,7 +53,7 @@ def _home(key, cap):
 
 # The per-key kernels take the arrays, not the tuple: every item taken from
 # a tuple is an atomic reference-count increment and decrement, which inside
-# a loop costs more than the lookup (5x in a micro-benchmark). Callers unpack
+# a loop costs more than the lookup. Callers unpack
 # ``off, cap, cnt, keys, vals, meta = S`` once, outside their loops.
 @njit(**_INLINE)
 def find(off, cap, keys, i, key):
