@@ -7,7 +7,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import knn_vote
+from ._graph import knn_vote, relabel_first_appearance
+from ._locality import inverse_permutation, locality_order
 from ._merge import MergeEngine, cut_hierarchy
 from ._nclusters import choose_n_clusters
 from ._validation import (
@@ -21,6 +22,11 @@ from ._validation import (
 )
 
 __all__ = ["GDLClustering"]
+
+# From this many samples on the fit runs on the samples in the leaf order of
+# a random-projection tree (``_locality``), for cache locality, and maps its
+# results back to the given order.
+_LOCALITY_MIN_SAMPLES = 50_000
 
 
 class GDLClustering(ClusterMixin, BaseEstimator):
@@ -102,8 +108,9 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         modularity of the full hierarchy's cut at ``k`` clusters (NaN where
         the hierarchy has no such cut). Plot it to see how clear the choice is.
     cut_ratio_ : float
-        Only with ``n_clusters=None`` and no threshold: on a subset of at most
-        2,000 samples, the share of kNN-graph weight between the clusters of
+        Only with ``n_clusters=None`` and no threshold: the median over three
+        random subsets of 2,000 samples (the data themselves when smaller) of
+        the share of kNN-graph weight between the clusters of
         the most modular cut, divided by the share the same cut of a Gaussian
         with the data's mean and covariance severs (the Gaussian projected
         onto the unit sphere when ``normalize``). Below 0.6 the data are
@@ -136,6 +143,13 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     -----
     :meth:`predict` needs the training samples: the fitted estimator keeps
     one (normalised) copy of them, ``n_samples * n_features`` values.
+
+    From 50,000 samples on, ``fit`` works on the samples in the leaf order
+    of a random-projection tree, which keeps graph neighbours close in
+    memory, and maps ``labels_`` and ``children_`` back to the given order.
+    The clustering is the same as in the given order (up to ties and
+    pynndescent's randomness); only the time changes (see
+    ``docs/scaling.rst``). It costs one more copy of ``X`` during ``fit``.
 
     See Also
     --------
@@ -237,6 +251,10 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         if self.normalize:
             X = l2_normalize(X)
         warn_if_few_distinct(X, k)
+        X_given, order = X, None
+        if n >= _LOCALITY_MIN_SAMPLES:
+            order = locality_order(X, check_random_state(self.random_state))
+            X = X[order]
         choice = None
         if k is None:
             choice = choose_n_clusters(
@@ -258,12 +276,22 @@ class GDLClustering(ClusterMixin, BaseEstimator):
                 engine.start(X, graph=engine.graph_, init="singletons")
             engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
         self._store(engine, n_merges=None if choice is None else choice.cut)
+        if order is not None:
+            self._restore_order(order)
         if choice is not None:
             self.modularity_ = choice.modularity
             if choice.cut is None:
                 self.cut_ratio_ = choice.cut_ratio
-        self._fit_X = X
+        self._fit_X = X_given
         return self
+
+    def _restore_order(self, order):
+        """Map ``labels_`` and the leaves of ``children_`` from the fit's sample
+        order (``X[order]``) back to the given one."""
+        self.labels_ = relabel_first_appearance(
+            self.labels_[inverse_permutation(order)])
+        leaf = self.children_ < self.n_leaves_
+        self.children_[leaf] = order[self.children_[leaf]]
 
     def predict(self, X):
         """Cluster of each sample of ``X`` from its nearest training samples.
