@@ -283,7 +283,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         ``log_likelihood`` (mean; in the pseudo-label stage the density under
         each sample's own component), ``separability``,
         ``reconstruction``, ``objective``, ``learning_rate``, ``min_variance``,
-        ``weight_sum``.
+        ``max_variance`` (over components and dimensions, at the epoch's
+        end), ``code_std`` (the codes' standard deviation per dimension
+        within a batch, averaged over dimensions and batches: it shows the
+        encoder shrinking or stretching the codes), ``weight_sum``.
     n_pseudo_label_epochs_ : int
         Pseudo-label epochs run (at most ``pseudo_label_epochs``).
     n_features_in_ : int
@@ -470,7 +473,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     group["lr"] = group["base_lr"] * decay
             rec_weight = 0.0 if pseudo else self.reconstruction_weight
             net.train()
-            sums = np.zeros(3)
+            sums = np.zeros(4)
             n_agree = 0
             perm = rng.permutation(n)
             for start in range(0, n, self.batch_size):
@@ -495,7 +498,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                 opt.step()
                 sums += idx.numel() * np.array(
-                    [float(loglik.detach()), float(sep.detach()), float(rec.detach())])
+                    [float(loglik.detach()), float(sep.detach()), float(rec.detach()),
+                     float(code.detach().std(0).mean())])
             sums /= max(n, 1)
             if not np.isfinite(sums).all():
                 raise ValueError(
@@ -510,6 +514,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     log_likelihood=sums[0], separability=sums[1],
                     reconstruction=sums[2], objective=sums[0] + self.eta * sums[1],
                     learning_rate=lr, min_variance=float(layer.variances.min()),
+                    max_variance=float(layer.variances.max()), code_std=sums[3],
                     weight_sum=float(layer.weights.sum()),
                 ))
             epoch += 1

@@ -102,6 +102,15 @@ def test_log_likelihood_equals_scikit_learn(digits):
 
 
 # ------------------------------------------------------------ the estimator
+def test_history_code_std_is_the_spread_of_the_codes(digits, ae):
+    X, _ = digits
+    # Encoder frozen: the codes the mixture sees are the pretrained ones.
+    d = DeepGMMClustering(10, autoencoder=ae, epochs=1, encoder_learning_rate=0,
+                          random_state=0).fit(X)
+    Z = ae.transform(X)
+    np.testing.assert_allclose(d.history_[0]["code_std"], Z.std(0).mean(), rtol=0.05)
+
+
 def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
     X, y = digits
     # A large mixture learning rate: still a simplex and positive variances.
@@ -109,6 +118,7 @@ def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
                           random_state=0).fit(X)
     for h in d.history_:
         assert abs(h["weight_sum"] - 1) < 1e-5 and h["min_variance"] > 0
+        assert h["max_variance"] >= h["min_variance"]
     assert np.all(d.weights_ > 0) and abs(d.weights_.sum() - 1) < 1e-9
     assert np.all(d.covariances_ > 0)
     proba = d.predict_proba(X[:100])
