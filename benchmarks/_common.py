@@ -39,6 +39,13 @@ def load(data_home, name, verify=True):
         raise SystemExit(str(exc)) from None
 
 
+def unit_pixels(X):
+    """Images as float32 rows scaled to [0, 1] by the largest value."""
+    Xf = X.reshape(X.shape[0], -1).astype(np.float32)
+    Xf /= max(float(Xf.max()), 1e-12)
+    return Xf
+
+
 def block_mean(X, size):
     """Images (n, H, W[, C]) shrunk to (n, size, size[, C]) by block means
     (unchanged when they are not larger than ``size``)."""

@@ -69,8 +69,7 @@ def main():
         X, y = C.load(args.data_home, name)
         k = len(np.unique(y))
         n = len(y)
-        Xf = X.reshape(n, -1).astype(np.float32)
-        Xf /= max(float(Xf.max()), 1e-12)
+        Xf = C.unit_pixels(X)
         shown = name if len(seeds) == 1 else f"{name} (seed {seed})"
 
         def row(method, labels, Z, t, peak, key=None):

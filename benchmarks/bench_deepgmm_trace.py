@@ -39,8 +39,7 @@ def main():
     for name in args.datasets:
         X, y = C.load(args.data_home, name)
         k, n = len(np.unique(y)), len(y)
-        Xf = X.reshape(n, -1).astype(np.float32)
-        Xf /= max(float(Xf.max()), 1e-12)
+        Xf = C.unit_pixels(X)
         ae, t, peak, _ = C.measure(lambda: AutoencoderTransformer(
             epochs=args.ae_epochs, random_state=args.seed).fit(Xf))
         table.add(name, n, f"(AE pretraining, {args.ae_epochs} epochs)", float("nan"),
