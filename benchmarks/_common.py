@@ -1,6 +1,7 @@
 """Shared helpers for the benchmark scripts: data loading, timing, peak memory, tables."""
 
 import argparse
+import math
 import os
 import sys
 
@@ -54,6 +55,11 @@ def block_mean(X, size):
         return X
     shape = (X.shape[0], size, f, size, f) + X.shape[3:]
     return X[:, : size * f, : size * f].reshape(shape).mean(axis=(2, 4)).astype(np.float32)
+
+
+def nlogn_exponent(n0, n1):
+    """The ``b`` with ``n^b`` growing as ``n log n`` from ``n0`` to ``n1``."""
+    return 1 + math.log(math.log(n1) / math.log(n0)) / math.log(n1 / n0)
 
 
 def warm_up():

@@ -65,15 +65,15 @@ def main():
         table.add(n, *[f"{v:,}" for v in rows[-1][1][:len(COLUMNS)]], *rows[-1][1][len(COLUMNS):])
         del engine, fast, graph, X, Xn
 
-    growth = C.Table(["n"] + COLUMNS + times, file=io.StringIO())
+    growth = C.Table(["n", "n log n"] + COLUMNS + times, file=io.StringIO())
     for (n0, v0), (n1, v1) in zip(rows, rows[1:]):
-        growth.add(f"{n0:,} -> {n1:,}", *[
+        growth.add(f"{n0:,} -> {n1:,}", f"{C.nlogn_exponent(n0, n1):.2f}", *[
             f"{math.log(b / a) / math.log(n1 / n0):.2f}" if a > 0 and b > 0 else "-"
             for a, b in zip(v0, v1)])
     print("\nexponents b (count ~ n^b):\n" + growth.markdown(), flush=True)
     C.write(args.output, "Merge engine work counts", table,
             NOTES + "\nExponents b of count ~ n^b between consecutive sizes "
-            "(n log n from 100k to 1M is b ~ 1.06):\n\n" + growth.markdown() + "\n")
+            "(`n log n`: the b of n log n itself):\n\n" + growth.markdown() + "\n")
 
 
 NOTES = """

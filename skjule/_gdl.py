@@ -23,9 +23,9 @@ from ._validation import (
 
 __all__ = ["GDLClustering"]
 
-# From this many samples on the fit runs on the samples in the leaf order of
-# a random-projection tree (``_locality``), for cache locality, and maps its
-# results back to the given order.
+# With sample_order="auto", from this many samples on the fit runs on the
+# samples in the leaf order of a random-projection tree (``_locality``), for
+# cache locality, and maps its results back to the given order.
 _LOCALITY_MIN_SAMPLES = 50_000
 
 
@@ -90,8 +90,17 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     affinity_update : {"exact", "fast"}, default="exact"
         ``"fast"`` is the authors' approximation that drops the cross terms of
         the affinity update after a merge.
+    sample_order : {"auto", "locality", "given"}, default="auto"
+        The order in which ``fit`` holds the samples. ``"locality"``: the leaf
+        order of a random-projection tree, which keeps graph neighbours close
+        in memory (faster from about 50,000 samples on; one more copy of
+        ``X`` during ``fit``). ``"given"``: as passed. ``"auto"``:
+        ``"locality"`` from 50,000 samples on. The clustering is the same
+        either way (up to ties and NN-descent's randomness); ``labels_`` and
+        ``children_`` always refer to the given order.
     random_state : int, RandomState instance or None, default=None
-        Seeds NN-descent (the exact search is deterministic).
+        Seeds NN-descent and the locality order (the exact search is
+        deterministic).
     n_jobs : int or None, default=None
         Threads for NN-descent.
     verbose : int, default=0
@@ -144,11 +153,11 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     :meth:`predict` needs the training samples: the fitted estimator keeps
     one (normalised) copy of them, ``n_samples * n_features`` values.
 
-    From 50,000 samples on, ``fit`` works on the samples in the leaf order
-    of a random-projection tree, which keeps graph neighbours close in
-    memory, and maps ``labels_`` and ``children_`` back to the given order.
-    The clustering is the same as in the given order (up to ties and
-    pynndescent's randomness); only the time changes (see
+    From 50,000 samples on (``sample_order="auto"``), ``fit`` works on the
+    samples in the leaf order of a random-projection tree, which keeps graph
+    neighbours close in memory, and maps ``labels_`` and ``children_`` back
+    to the given order. The clustering is the same as in the given order (up
+    to ties and pynndescent's randomness); only the time changes (see
     ``docs/scaling.rst``). It costs one more copy of ``X`` during ``fit``.
 
     See Also
@@ -188,6 +197,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         "normalize": ["boolean"],
         "knn_method": [StrOptions({"auto", "exact", "nndescent"})],
         "affinity_update": [StrOptions({"exact", "fast"})],
+        "sample_order": [StrOptions({"auto", "locality", "given"})],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
@@ -206,6 +216,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         normalize=True,
         knn_method="auto",
         affinity_update="exact",
+        sample_order="auto",
         random_state=None,
         n_jobs=None,
         verbose=0,
@@ -220,6 +231,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         self.normalize = normalize
         self.knn_method = knn_method
         self.affinity_update = affinity_update
+        self.sample_order = sample_order
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -252,7 +264,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             X = l2_normalize(X)
         warn_if_few_distinct(X, k)
         X_given, order = X, None
-        if n >= _LOCALITY_MIN_SAMPLES:
+        if self.sample_order == "locality" or (
+                self.sample_order == "auto" and n >= _LOCALITY_MIN_SAMPLES):
             order = locality_order(X, check_random_state(self.random_state))
             X = X[order]
         choice = None

@@ -35,13 +35,11 @@ def test_locality_order_puts_blobs_together():
 
 
 @pytest.mark.parametrize("n_clusters", [8, None])
-def test_gdl_in_locality_order_matches_given_order(monkeypatch, n_clusters):
+def test_gdl_in_locality_order_matches_given_order(n_clusters):
     X, _ = make_blobs(3000, centers=8, n_features=5, cluster_std=1.5, random_state=1)
     params = dict(n_clusters=n_clusters, knn_method="exact", random_state=0)
-    monkeypatch.setattr(gdl_module, "_LOCALITY_MIN_SAMPLES", 10**9)
-    given_order = GDLClustering(**params).fit(X)
-    monkeypatch.setattr(gdl_module, "_LOCALITY_MIN_SAMPLES", 0)
-    tree = GDLClustering(**params).fit(X)
+    given_order = GDLClustering(sample_order="given", **params).fit(X)
+    tree = GDLClustering(sample_order="locality", **params).fit(X)
     assert tree.n_clusters_ == given_order.n_clusters_
     np.testing.assert_array_equal(tree.labels_, given_order.labels_)
     # The same hierarchy: every cut gives the same partition, and the merge
@@ -54,3 +52,29 @@ def test_gdl_in_locality_order_matches_given_order(monkeypatch, n_clusters):
                                np.sort(given_order.merge_losses_), rtol=1e-9)
     # predict uses the training samples in the given order
     np.testing.assert_array_equal(tree.predict(X[:50]), given_order.predict(X[:50]))
+
+
+def test_sample_order_auto_switches_at_the_threshold(monkeypatch):
+    """``"auto"`` reorders from ``_LOCALITY_MIN_SAMPLES`` on, not below."""
+    X, _ = make_blobs(600, centers=4, n_features=3, random_state=0)
+    calls = []
+
+    def spy(X, random_state=None):
+        calls.append(X.shape[0])
+        return locality_order(X, random_state)
+
+    monkeypatch.setattr(gdl_module, "locality_order", spy)
+    monkeypatch.setattr(gdl_module, "_LOCALITY_MIN_SAMPLES", 601)
+    GDLClustering(4, knn_method="exact").fit(X)
+    assert calls == []
+    monkeypatch.setattr(gdl_module, "_LOCALITY_MIN_SAMPLES", 600)
+    GDLClustering(4, knn_method="exact").fit(X)
+    assert calls == [600]
+    GDLClustering(4, knn_method="exact", sample_order="given").fit(X)
+    assert calls == [600]
+
+
+def test_sample_order_rejects_unknown_value():
+    X, _ = make_blobs(100, centers=2, random_state=0)
+    with pytest.raises(ValueError, match="sample_order"):
+        GDLClustering(2, sample_order="tree").fit(X)
