@@ -150,15 +150,16 @@ def main():
                     d.transform(Xf), t, peak)
 
         if name in args.jule_on:
+            Xj = C.block_mean(X, args.jule_image_size)
+
             def jule_gmm():
-                Zj = JULETransformer(k, eta=0.9, n_neighbors=20, random_state=seed).fit_transform(
-                    C.block_mean(X, args.jule_image_size))
+                Zj = JULETransformer(k, eta=0.9, n_neighbors=20, random_state=seed).fit_transform(Xj)
                 return GaussianMixture(k, covariance_type="diag", n_init=5,
                                        random_state=seed).fit(Zj).predict(Zj), Zj
             (labels, Zj), t, peak, _ = C.measure(jule_gmm)
-            shrunk = C.block_mean(X[:1], args.jule_image_size).shape != X[:1].shape
             row("JULE features + GMM (diag)"
-                + (f", {args.jule_image_size}x{args.jule_image_size}" if shrunk else ""),
+                + (f", {args.jule_image_size}x{args.jule_image_size}" if Xj.shape != X.shape
+                   else ""),
                 labels, Zj, t, peak)
 
     notes = NOTES
