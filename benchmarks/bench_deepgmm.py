@@ -32,6 +32,7 @@ import _common as C
 from skjule import AutoencoderTransformer, DeepGMMClustering, GDLClustering, JULETransformer
 
 ETAS = [1e-4, 1e-3, 1e-2, 1e-1]
+INITS = ("em", "gdl")  # DeepGMMClustering(init=...)
 DEFAULT_ENCODER_LR = DeepGMMClustering().encoder_learning_rate
 
 
@@ -42,7 +43,7 @@ def _ch(Z, labels):
 def _variant(spec, parser):
     """``"gdl:20"`` -> ``("gdl", 20)``; a bad spec is a usage error."""
     init, _, epochs = spec.partition(":")
-    if init not in ("em", "gdl") or not epochs.isdigit():
+    if init not in INITS or not epochs.isdigit():
         parser.error(f"--variants: expected INIT:EPOCHS with INIT em or gdl and EPOCHS a "
                      f"whole number, e.g. gdl:20; got {spec!r}")
     return init, int(epochs)
@@ -52,7 +53,7 @@ def main():
     p = C.parser(__doc__, ["usps", "coil20", "mnist-full"])
     p.add_argument("--ae-epochs", type=int, default=50)
     p.add_argument("--epochs", type=int, default=20, help="joint deep-GMM epochs")
-    p.add_argument("--inits", nargs="+", default=["em", "gdl"], choices=["em", "gdl"])
+    p.add_argument("--inits", nargs="+", default=list(INITS), choices=INITS)
     p.add_argument("--etas", nargs="+", type=float, default=ETAS,
                    help="the eta > 0 grid (the paper's by default)")
     p.add_argument("--pseudo-label-epochs", nargs="+", type=int, default=[0],
@@ -79,6 +80,7 @@ def main():
     seeds = args.seeds or [args.seed]
     pairs = ([_variant(v, p) for v in args.variants] if args.variants else
              [(i, e) for i in args.inits for e in args.pseudo_label_epochs])
+    variants = [(i, e, r) for i, e in pairs for r in args.encoder_learning_rates]
 
     table = C.Table(["dataset", "n", "method", "NMI", "ACC", "CH", "seconds", "peak MB"])
     C.warm_up()
@@ -127,7 +129,6 @@ def main():
             (labels, Zv), t, peak, _ = C.measure(vae_gdl)
             row("VAE + GDLClustering", labels, Zv, t, peak)
 
-        variants = [(i, e, r) for i, e in pairs for r in args.encoder_learning_rates]
         started = set()  # the inits whose starting partition has its rows
         for init, n_pseudo, enc_lr in variants:
             results = []
@@ -167,16 +168,15 @@ def main():
 
         if name in args.jule_on:
             Xj = C.block_mean(X, args.jule_image_size)
+            size = args.jule_image_size
+            shrunk = f", {size}x{size}" if Xj.shape != X.shape else ""
 
             def jule_gmm():
                 Zj = JULETransformer(k, eta=0.9, n_neighbors=20, random_state=seed).fit_transform(Xj)
                 return GaussianMixture(k, covariance_type="diag", n_init=5,
                                        random_state=seed).fit(Zj).predict(Zj), Zj
             (labels, Zj), t, peak, _ = C.measure(jule_gmm)
-            row("JULE features + GMM (diag)"
-                + (f", {args.jule_image_size}x{args.jule_image_size}" if Xj.shape != X.shape
-                   else ""),
-                labels, Zj, t, peak)
+            row("JULE features + GMM (diag)" + shrunk, labels, Zj, t, peak)
 
     notes = NOTES
     if len(seeds) > 1:

@@ -185,8 +185,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         component of the starting partition it belongs to (``labels_init_``)
         instead of the mixture's marginal density; encoder and mixture both
         use ``learning_rate`` and the reconstruction term is left out. This
-        makes the mixture's posterior follow the starting partition, which a diagonal Gaussian fitted to the
-        moments of a curved graph cluster does not (``init="gdl"``; the
+        makes the mixture's posterior follow the starting partition, which a
+        diagonal Gaussian fitted to the moments of a curved graph cluster does
+        not (``init="gdl"``; the
         "start" rows of ``benchmarks/results/deepgmm_pseudo_labels.md``).
         An experiment, not a general fix: with ``init="gdl"`` it raised USPS
         from NMI 0.771 to 0.902; on MNIST-full the joint stage after it
