@@ -23,7 +23,7 @@ from ._networks import resolve_device
 from ._persistence import NetworkPickleMixin
 from ._progress import progress_bar
 from ._training import embed
-from ._validation import check_features, fit_guard
+from ._validation import check_features, check_finite_training, diverged_error, fit_guard
 
 __all__ = ["AutoencoderTransformer", "Autoencoder", "build_autoencoder"]
 
@@ -175,9 +175,10 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
     batch_size : int, default=256
     learning_rate : float, default=1e-3
         Adam step size.
-    image_shape : tuple or None, default=None
+    image_shape : tuple of int or None, default=None
         ``(H, W[, C])`` of flat image rows (channels last), as in
-        :class:`JULEClustering`.
+        :class:`JULEClustering`. The values must be ints (Python or numpy;
+        floats such as ``28.0`` are refused rather than truncated).
     device : str or torch.device, default="auto"
         ``"auto"``: CUDA when available (CUDA timings are not measured).
     random_state : int, RandomState instance or None, default=None
@@ -194,6 +195,13 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
     image_shape_ : tuple or None
     device_ : torch.device
     n_features_in_ : int
+        Number of features seen during ``fit`` (the flattened size of a
+        sample).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X``
+        has feature names that are all strings (a pandas DataFrame, for
+        example); ``transform`` then checks that it gets the same columns in
+        the same order.
 
     Examples
     --------
@@ -315,7 +323,8 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         codes : ndarray of shape (n_samples, n_components), float32
         """
         Xt = self._network_tensor(X)  # checks fitted first
-        return embed(_Encode(self.network_), Xt, self.device_)
+        return check_finite_training(embed(_Encode(self.network_), Xt, self.device_),
+                                     self.learning_rate)
 
     def inverse_transform(self, codes):
         """Decode codes back to (flattened, original-scale) samples.
@@ -339,6 +348,35 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
             out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1)
         scale, mean, std = self.input_scaling_
         return (out.astype(np.float64) * std + mean) * scale
+
+    # ---------------------------------------------------------- checkpoints
+    def _fitted_state(self):
+        """The fitted state as plain values and a state dict (for checkpoints)."""
+        check_is_fitted(self, "network_")
+        attributes = {k: v for k, v in vars(self).items()
+                      if k.endswith("_") and not k.startswith("_")
+                      and k not in ("network_", "device_")}
+        if "feature_names_in_" in attributes:
+            attributes["feature_names_in_"] = [str(f) for f in attributes["feature_names_in_"]]
+        return {"attributes": attributes, "network": self.network_.state_dict()}
+
+    def _load_fitted_state(self, state, device):
+        """Become the fitted transformer :meth:`_fitted_state` described, on ``device``."""
+        attributes = dict(state["attributes"])
+        if "feature_names_in_" in attributes:
+            attributes["feature_names_in_"] = np.asarray(attributes["feature_names_in_"],
+                                                         dtype=object)
+        net = build_autoencoder(
+            attributes["n_features_in_"], attributes["image_shape_"],
+            code_dim=self.n_components,
+            hidden_dims=tuple(int(h) for h in np.atleast_1d(self.hidden_dims)),
+            architecture=attributes["architecture_"], variational=self.variational)
+        net.load_state_dict(state["network"])
+        for key, value in attributes.items():
+            setattr(self, key, value)
+        self.device_ = device
+        self.network_ = net.to(device).eval()
+        return self
 
     @property
     def _n_features_out(self):
@@ -397,7 +435,13 @@ def train_autoencoder(net, X, device, *, epochs, batch_size, learning_rate, corr
             total += float(loss.detach()) * idx.numel()
             count += idx.numel()
         history.append(total / max(count, 1))
+        if not np.isfinite(history[-1]):  # stop now: the next epochs would be wasted
+            bar.close()
+            raise diverged_error(learning_rate, what="The autoencoder's loss",
+                                 where=f" in epoch {len(history)}")
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     bar.close()
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        raise diverged_error(learning_rate, what="The autoencoder's weights")
     return history

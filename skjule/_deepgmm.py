@@ -20,6 +20,7 @@ logits), which ``tests/test_deepgmm.py`` checks.
 import copy
 import math
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,8 +33,9 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._autoencoder import AutoencoderTransformer, reconstruction_error
-from ._checkpoint import Checkpointer, module_digest
+from ._checkpoint import Checkpointer, module_digest, random_state_digest
 from ._gdl import GDLClustering
+from ._inputs import resolve_image_shape
 from ._networks import resolve_device
 from ._progress import progress_bar
 from ._validation import check_features, check_n_clusters, fit_guard, warn_if_few_distinct
@@ -94,6 +96,18 @@ def separability(means, n_neighbors):
     d2.fill_diagonal_(float("inf"))
     nn_idx = torch.topk(d2, min(n_neighbors, k - 1), dim=1, largest=False).indices
     return ((means[:, None, :] - fixed[nn_idx]) ** 2).sum()
+
+
+def _resumed_models(estimator, state):
+    """The pretrained autoencoder and starting mixture saved in a checkpoint."""
+    ae = estimator.autoencoder
+    ae = (AutoencoderTransformer(image_shape=estimator.image_shape, device=estimator.device)
+          if ae is None else clone(ae))
+    ae._load_fitted_state(state["autoencoder"], resolve_device(ae.device))
+    gmm = GaussianMixture()
+    for key, value in state["gmm"].items():
+        setattr(gmm, key, value)
+    return ae, gmm
 
 
 def mixture_from_partition(X, labels, k, reg_covar):
@@ -240,8 +254,12 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Added to the variances in the likelihood (as in scikit-learn's
         ``GaussianMixture``), so a component cannot shrink onto one point.
-    image_shape : tuple or None, default=None
-        ``(H, W[, C])`` of flat image rows; passed to the default autoencoder.
+    image_shape : tuple of int or None, default=None
+        ``(H, W[, C])`` of flat image rows (ints; floats are refused). Passed
+        to the default autoencoder, and to a given unfitted one whose own
+        ``image_shape`` is None; if a given autoencoder has (or was fitted
+        with) another image shape, ``fit`` raises ``ValueError`` instead of
+        ignoring one of them.
     device : str or torch.device, default="auto"
         CUDA when available (CUDA timings are not measured).
     random_state : int, RandomState instance or None, default=None
@@ -255,9 +273,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         epoch with the paper's learning rate. None disables it.
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written after pretraining + EM and after every
-        joint epoch. Running the same fit again (same data and parameters,
-        same prefit autoencoder) resumes there and ends with the same result
-        as an uninterrupted run. See :class:`JULEClustering`.
+        joint epoch. Running the same fit again (same data, parameters and
+        seed, same prefit autoencoder) resumes there and ends with the same
+        result as an uninterrupted run. The file holds the autoencoder's and
+        the mixture's arrays, not pickled objects. See :class:`JULEClustering`.
 
     Attributes
     ----------
@@ -292,6 +311,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     n_pseudo_label_epochs_ : int
         Pseudo-label epochs run (at most ``pseudo_label_epochs``).
     n_features_in_ : int
+        Number of features seen during ``fit`` (the flattened size of a
+        sample).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X``
+        has feature names that are all strings (a pandas DataFrame, for
+        example); ``predict`` and the other methods then check that they get
+        the same columns in the same order.
 
     Notes
     -----
@@ -382,6 +408,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _pretrained(self, X_raw, seed):
+        sample_shape = X_raw.shape[1:]
+        # this estimator's image_shape, checked against X (None: not given)
+        given = (None if self.image_shape is None
+                 else resolve_image_shape(sample_shape, self.image_shape))
         ae = self.autoencoder
         if ae is None:
             ae = AutoencoderTransformer(image_shape=self.image_shape, device=self.device,
@@ -392,12 +422,56 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"The fitted autoencoder expects {ae.n_features_in_} features per "
                     f"sample; X has {self.n_features_in_}."
                 )
-            return copy.deepcopy(ae)
+            if given is not None:
+                own = resolve_image_shape(ae.sample_shape_, ae.image_shape,
+                                          name="autoencoder.image_shape")
+                self._check_same_image_shape(given, own, "was fitted on")
+            ae = copy.deepcopy(ae)
+            self._adopt_feature_names(ae)
+            return ae
         else:
             ae = clone(ae)
             if ae.random_state is None:
                 ae.set_params(random_state=seed)
+            if given is not None:
+                if getattr(ae, "image_shape", None) is None:
+                    ae.set_params(image_shape=self.image_shape)  # as for the default one
+                else:
+                    own = resolve_image_shape(sample_shape, ae.image_shape,
+                                              name="autoencoder.image_shape")
+                    self._check_same_image_shape(given, own, "is set to")
         return ae.fit(X_raw)
+
+    def _check_same_image_shape(self, given, own, verb):
+        """A given ``image_shape`` must be the autoencoder's, never silently ignored."""
+        if own != given:
+            raise ValueError(
+                f"image_shape={self.image_shape!r} (images of {given[0]}x{given[1]}x"
+                f"{given[2]}) conflicts with the autoencoder, which {verb} "
+                + ("flat vectors (image_shape=None)" if own is None else
+                   f"images of {own[0]}x{own[1]}x{own[2]}")
+                + ". Give the image shape in one place: leave DeepGMMClustering's "
+                "image_shape as None, or make the autoencoder's match it."
+            )
+
+    def _adopt_feature_names(self, ae):
+        """Check a prefit autoencoder's column names against this fit's, then drop
+        them from the copy: this estimator checks names itself and hands the
+        autoencoder plain arrays."""
+        theirs = getattr(ae, "feature_names_in_", None)
+        if theirs is None:
+            return
+        mine = getattr(self, "feature_names_in_", None)
+        if mine is None:
+            warnings.warn(
+                "X does not have valid feature names, but the fitted autoencoder was "
+                "fitted with feature names", UserWarning, stacklevel=4)
+        elif len(mine) != len(theirs) or np.any(mine != theirs):
+            raise ValueError(
+                "The feature names of X differ from those the fitted autoencoder was "
+                "fitted with (same columns, same order needed)."
+            )
+        del ae.feature_names_in_
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
@@ -425,9 +499,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         X_raw = X2.reshape((n, *sample_shape))
         ckpt = None
         if self.checkpoint_dir is not None:
+            # the fit is identified by its data, parameters, seed and given network
             ae_param = self.autoencoder
-            extra = (module_digest(ae_param.network_)
-                     if ae_param is not None and hasattr(ae_param, "network_") else b"")
+            extra = random_state_digest(rng) + (
+                module_digest(ae_param.network_)
+                if ae_param is not None and hasattr(ae_param, "network_") else b"")
             ckpt = Checkpointer(self.checkpoint_dir, self, X2, extra=extra)
         state = ckpt.load("cpu") if ckpt is not None else None
         n_nb = k // 2 if self.n_neighbor_components is None else self.n_neighbor_components
@@ -437,7 +513,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             codes0 = ae.transform(X_raw).astype(np.float64)
             gmm, labels_init = self._initial_mixture(codes0, k, int(rng.randint(2**31 - 1)))
         else:  # resume: pretraining and EM are done
-            ae, gmm, labels_init = state["ae"], state["gmm"], state["labels_init"]
+            ae, gmm = _resumed_models(self, state)
+            labels_init = state["labels_init"]
         device = ae.device_ if self.device == "auto" else resolve_device(self.device)
         net = ae.network_.to(device)
         Xt = ae._network_tensor(X_raw)
@@ -458,7 +535,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         def save(epoch):
             if ckpt is not None:
-                ckpt.save(dict(ae=ae, gmm=gmm, labels_init=labels_init, rng=rng.get_state(),
+                ckpt.save(dict(autoencoder=ae._fitted_state(), gmm=vars(gmm),
+                               labels_init=labels_init, rng=rng.get_state(),
                                epoch=epoch, history=history, network=net.state_dict(),
                                layer=layer.state_dict(), optimizer=opt.state_dict()))
 
@@ -597,7 +675,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _codes(self, X):
         check_is_fitted(self, "autoencoder_")
-        return self.autoencoder_.transform(X)
+        # names and size checked here; the autoencoder gets arrays, as in fit
+        X2, sample_shape = check_features(self, X, reset=False, min_samples=1)
+        return self.autoencoder_.transform(X2.reshape((X2.shape[0], *sample_shape)))
 
     def transform(self, X):
         """The learned code of each sample.

@@ -147,6 +147,11 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         ``Ks`` used (resolves ``"auto"``; at most ``n_samples - 1``).
     n_features_in_ : int
         Number of features (pixels) per sample seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X``
+        has feature names that are all strings (a pandas DataFrame, for
+        example); ``predict`` then checks that it gets the same columns in
+        the same order.
 
     Notes
     -----

@@ -1,16 +1,59 @@
 """Input preparation shared by the network estimators: image shapes and scaling."""
 
+import numbers
+
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_features
 
-__all__ = ["input_scaling", "network_input", "new_network_input", "resolve_image_shape"]
+__all__ = ["check_image_shape", "input_scaling", "network_input", "new_network_input",
+           "resolve_image_shape"]
 
 
-def resolve_image_shape(sample_shape, image_shape):
-    """(H, W, C) for image input, None for plain vectors."""
+def check_image_shape(image_shape, name="image_shape"):
+    """``image_shape`` as a tuple of 2 or 3 positive Python ints, or ``ValueError``.
+
+    Each value must be an integer: a Python or numpy int (not a bool). Floats
+    are refused even when whole (``28.0``), like every integer parameter of
+    scikit-learn and of skjule (``n_clusters=4.0`` is refused too): a float
+    usually comes from a computation such as ``np.sqrt(n_features)`` whose
+    result should be checked, and ``int()`` would silently truncate ``4.5``
+    to 4. Pass ``int(...)`` values.
+    """
+    try:
+        values = tuple(image_shape)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be (height, width) or (height, width, channels); got "
+            f"{image_shape!r}."
+        ) from None
+    if len(values) not in (2, 3):
+        raise ValueError(
+            f"{name} must be (height, width) or (height, width, channels); got "
+            f"{image_shape!r} ({len(values)} values)."
+        )
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise ValueError(
+                f"{name} must hold integers; got {image_shape!r}, whose value {v!r} "
+                f"is a {type(v).__name__}. Pass ints, e.g. {name}=(28, 28)."
+            )
+        if v < 1:
+            raise ValueError(
+                f"{name} must hold positive integers; got {image_shape!r}."
+            )
+    return tuple(int(v) for v in values)
+
+
+def resolve_image_shape(sample_shape, image_shape, name="image_shape"):
+    """(H, W, C) for image input, None for plain vectors.
+
+    ``image_shape`` (see :func:`check_image_shape`) must match the samples:
+    their own shape when they are images, their number of features when
+    they are flat rows.
+    """
     if len(sample_shape) == 2:
         native = (sample_shape[0], sample_shape[1], 1)
     elif len(sample_shape) == 3:
@@ -19,21 +62,17 @@ def resolve_image_shape(sample_shape, image_shape):
         native = None
     if image_shape is None:
         return native
-    shape = tuple(int(s) for s in image_shape)
+    shape = check_image_shape(image_shape, name)
     if len(shape) == 2:
         shape = shape + (1,)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(
-            f"image_shape must be (height, width) or (height, width, channels); got {image_shape!r}."
-        )
     n_features = int(np.prod(sample_shape))
     if native is not None and native != shape:
         raise ValueError(
-            f"image_shape={image_shape!r} does not match the images' shape {tuple(sample_shape)}."
+            f"{name}={image_shape!r} does not match the images' shape {tuple(sample_shape)}."
         )
     if int(np.prod(shape)) != n_features:
         raise ValueError(
-            f"image_shape={image_shape!r} holds {int(np.prod(shape))} values but each sample "
+            f"{name}={image_shape!r} holds {int(np.prod(shape))} values but each sample "
             f"has {n_features} features; pass the (height, width[, channels]) of the images."
         )
     return shape

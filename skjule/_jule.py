@@ -29,7 +29,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._checkpoint import Checkpointer, module_digest
+from ._checkpoint import Checkpointer, module_digest, random_state_digest
 from ._graph import knn_vote
 from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
 from ._merge import MergeEngine, cut_hierarchy
@@ -40,6 +40,7 @@ from ._progress import progress_bar
 from ._training import Trainer, embed
 from ._validation import (
     check_features,
+    check_finite_training,
     check_n_clusters,
     check_threshold_params,
     fit_guard,
@@ -53,15 +54,6 @@ __all__ = ["JULEClustering", "JULETransformer"]
 
 # eta="auto": this many periods from the initial over-clustering to K.
 AUTO_PERIODS = 4
-
-
-def _checked_embedding(Z, learning_rate):
-    if not np.isfinite(Z).all():
-        raise ValueError(
-            "The network's embeddings became NaN or infinite: training diverged. "
-            f"Use a smaller learning_rate (now {learning_rate})."
-        )
-    return Z
 
 
 class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -232,6 +224,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         warn_if_few_distinct(X, k)
         image_shape = resolve_image_shape(sample_shape, self.image_shape)
         rng = check_random_state(self.random_state)
+        seed_digest = random_state_digest(rng)  # before anything is drawn
         device = resolve_device(self.device)
         raw = l2_normalize(X) if self.normalize else X
         raw_choice = None
@@ -257,9 +250,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
 
         ckpt = None
         if self.checkpoint_dir is not None:
-            extra = (module_digest(self.backbone)
-                     if isinstance(self.backbone, torch.nn.Module) else b"")
-            ckpt = Checkpointer(self.checkpoint_dir, self, X, extra=extra)
+            # the fit is identified by its data, parameters, seed and starting network
+            ckpt = Checkpointer(self.checkpoint_dir, self, X,
+                                extra=seed_digest + module_digest(model))
         state = ckpt.load(device) if ckpt is not None else None
 
         engine = self._engine(ks, rng)
@@ -295,7 +288,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             )
             epoch_bar.close()
             t0 = time.perf_counter()
-            feats = _checked_embedding(embed(model, Xt, device), self.learning_rate)
+            feats = check_finite_training(embed(model, Xt, device), self.learning_rate)
             engine.rebuild(feats)
             target = max(k, n_start - math.ceil(eta * n_start))
             engine.merge_until(
@@ -532,12 +525,15 @@ class JULEClustering(ClusterMixin, _JULEBase):
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written at the end of every period (network,
         optimiser, random states, clusters). A fit that is killed and started
-        again with the same data and parameters resumes from the last
-        completed period and ends with the same labels as an uninterrupted
-        run; other data or parameters start afresh. The file stays after the
-        fit (re-running then takes only the final re-clustering); delete it
-        to free the space. Only use a folder whose files you trust (they are
-        read with ``torch.load(weights_only=False)``).
+        again with the same data, parameters, seed and starting network
+        resumes from the last completed period and ends with the same labels
+        as an uninterrupted run; anything else starts afresh. Use an int
+        ``random_state``: with ``None`` every fit draws a new seed and never
+        resumes. The file stays after the fit (re-running then takes only the
+        final re-clustering); delete it to free the space. Files hold only
+        tensors, arrays and plain values and are read with
+        ``torch.load(weights_only=True)``: a foreign file is ignored with a
+        warning, never executed.
 
     Attributes
     ----------
@@ -571,6 +567,13 @@ class JULEClustering(ClusterMixin, _JULEBase):
         ``(H, W, C)`` used by the CNN, None for the MLP.
     device_ : torch.device
     n_features_in_ : int
+        Number of features seen during ``fit`` (the flattened size of a
+        sample).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X``
+        has feature names that are all strings (a pandas DataFrame, for
+        example); ``predict`` and ``transform`` then check that they get the
+        same columns in the same order.
 
     See Also
     --------
@@ -657,6 +660,14 @@ class JULETransformer(_JULEBase):
     labels_ : ndarray of shape (n_samples,)
     network_ : torch.nn.Module
     history_ : list of dict
+    n_features_in_ : int
+        Number of features seen during ``fit`` (the flattened size of a
+        sample).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X``
+        has feature names that are all strings (a pandas DataFrame, for
+        example); ``transform`` then checks that it gets the same columns in
+        the same order.
 
     Examples
     --------

@@ -11,14 +11,16 @@ from contextlib import contextmanager
 import numpy as np
 from scipy import sparse
 from sklearn.utils import check_array
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 __all__ = [
     "check_features",
+    "check_finite_training",
     "check_n_clusters",
     "check_threshold_params",
     "fit_guard",
     "count_distinct_rows",
+    "diverged_error",
     "l2_normalize",
     "resolve_n_neighbors",
     "warn_if_few_distinct",
@@ -65,15 +67,24 @@ def check_features(estimator, X, *, reset, min_samples=1, name="X"):
     ``X`` may be ``(n, d)``, ``(n, H, W)`` or ``(n, H, W, C)``; the result is a
     C-contiguous float32/float64 ``(n, prod(sample_shape))`` array (a copy
     whenever a conversion was needed; never the caller's buffer modified).
-    Sets ``n_features_in_`` (flattened size) when ``reset``; otherwise checks
-    it.
+
+    When ``reset``, sets ``n_features_in_`` (flattened size) and, as
+    scikit-learn's ``validate_data`` does, ``feature_names_in_`` when ``X``
+    has string column names (a pandas DataFrame, for example); otherwise
+    removes a stale ``feature_names_in_``. When not ``reset``, checks both:
+    column names that differ from the fitted ones (missing, unseen or
+    reordered) raise ``ValueError``, and names on only one side warn. The
+    names are read from ``X`` as given, before it is converted and flattened
+    (a flattened array has no names, which is why this cannot simply be
+    ``validate_data`` on the flat array).
     """
     _check_raw(X, name)
+    _check_feature_names(estimator, X, reset=reset)
     try:
         arr = check_array(
             X, allow_nd=True, dtype=[np.float64, np.float32],
             ensure_min_samples=min_samples, ensure_all_finite=True,
-            input_name=name,
+            input_name=name, estimator=estimator,
         )
     except ValueError as exc:
         msg = str(exc)
@@ -88,11 +99,28 @@ def check_features(estimator, X, *, reset, min_samples=1, name="X"):
         raise ValueError(
             f"{name} has 0 features per sample (shape {arr.shape}); at least one is required."
         )
-    flat = validate_data(
-        estimator, flat, reset=reset, dtype=[np.float64, np.float32],
-        ensure_min_samples=min_samples, ensure_all_finite=True,
-    )
+    _check_n_features(estimator, flat, reset=reset)
     return np.ascontiguousarray(flat), sample_shape
+
+
+def diverged_error(learning_rate, *, what="The network's embeddings", where=""):
+    """The one divergence error of the network estimators, as a ``ValueError``.
+
+    NaN or infinite embeddings, losses or weights mean training diverged; the
+    remedy is a smaller ``learning_rate``.
+    """
+    return ValueError(
+        f"{what} became NaN or infinite{where}: training diverged. "
+        f"Use a smaller learning_rate (now {learning_rate})."
+    )
+
+
+def check_finite_training(values, learning_rate, *, what="The network's embeddings",
+                          where=""):
+    """``values`` unchanged, or :func:`diverged_error` when any is NaN or infinite."""
+    if not np.isfinite(values).all():
+        raise diverged_error(learning_rate, what=what, where=where)
+    return values
 
 
 def check_n_clusters(n_clusters, n_samples, name="n_clusters"):

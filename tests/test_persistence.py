@@ -15,7 +15,6 @@ from sklearn.datasets import load_digits
 
 import skjule._jule as jule_module
 from skjule import GDLClustering, JULEClustering, JULETransformer
-from skjule._checkpoint import Checkpointer
 
 # eta=0.5 gives several periods on digits (372 -> 186 -> 93 -> ... -> 10 clusters).
 PARAMS = dict(n_clusters=10, eta=0.5, epochs_per_period=1, embedding_dim=16, random_state=3)
@@ -136,11 +135,10 @@ def test_checkpoint_of_other_data_or_parameters_is_not_used(tmp_path, digits, re
 
 def test_damaged_checkpoint_is_ignored_with_a_warning(tmp_path, digits, reference):
     X, _ = digits
-    est = JULEClustering(**PARAMS, checkpoint_dir=tmp_path)
-    path = Checkpointer(tmp_path, est, X.reshape(len(X), -1)).path
-    with open(path, "wb") as f:
-        f.write(b"not a checkpoint")
-    with pytest.warns(RuntimeWarning, match="unreadable checkpoint"):
+    est = JULEClustering(**PARAMS, checkpoint_dir=tmp_path).fit(X)
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="Ignoring checkpoint .* unreadable or not a skjule checkpoint"):
         est.fit(X)
     np.testing.assert_array_equal(est.labels_, reference.labels_)
 

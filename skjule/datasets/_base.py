@@ -3,9 +3,13 @@
 Every file goes to a temporary name in the destination folder and is moved
 into place (``os.replace``, atomic on POSIX and Windows) only after its
 checksum has been verified, so an interrupted or corrupted download never
-leaves a file that a later call would load as valid.
+leaves a file that a later call would load as valid. A file without a
+published checksum is verified by reading its archive format (ZIP, gzip,
+bz2) through, and only an intact one is kept and has its sha256 recorded.
 """
 
+import bz2
+import gzip
 import hashlib
 import http.client
 import os
@@ -14,6 +18,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +62,10 @@ class RemoteFile:
 
     ``checksum`` is ``"sha256:<hex>"`` or ``"md5:<hex>"``; ``None`` means no
     checksum is published for it: the first download's sha256 is recorded
-    next to it and later downloads must match it (trust on first use).
+    next to it and later downloads must match it (trust on first use). Such
+    a file is recorded only once its archive reads through intact (see
+    :func:`archive_damage`): a download cut short without a Content-Length
+    header would otherwise have its truncated bytes recorded as the truth.
     """
 
     filename: str
@@ -72,11 +81,40 @@ def file_digest(path, algorithm="sha256"):
     return h.hexdigest()
 
 
+def archive_damage(path, filename=None):
+    """Why the archive at ``path`` is damaged, or None when it reads through.
+
+    The format comes from ``filename`` (default: ``path``'s name): ``.zip``
+    (the central directory and every member's CRC), ``.gz`` or ``.bz2`` (the
+    whole stream); other files are not checked (None).
+    """
+    name = str(filename if filename is not None else path).lower()
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            return None if bad is None else f"member {bad} fails its CRC check"
+        opener = gzip.open if name.endswith(".gz") else \
+            bz2.open if name.endswith(".bz2") else None
+        if opener is not None:
+            with opener(path, "rb") as f:
+                while f.read(_CHUNK):
+                    pass
+        return None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error,
+            ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _recorded(remote, folder):
+    return folder / (remote.filename + ".sha256")
+
+
 def _expected(remote, folder):
     if remote.checksum is not None:
         algorithm, _, digest = remote.checksum.partition(":")
         return algorithm, digest.lower()
-    recorded = folder / (remote.filename + ".sha256")
+    recorded = _recorded(remote, folder)
     if recorded.exists():
         return "sha256", recorded.read_text().split()[0]
     return None, None
@@ -97,18 +135,27 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
     ------
     OSError
         When the file is missing and ``download_if_missing`` is False, when
-        the download fails (offline, HTTP error), or when the downloaded
-        bytes do not match the pinned checksum.
+        the download fails (offline, HTTP error), when the downloaded bytes
+        do not match the pinned checksum, or when a file without a published
+        checksum arrives as a damaged (truncated) archive.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / remote.filename
     if path.exists():
-        if _verify(path, remote, folder):
+        if not _verify(path, remote, folder):
+            warnings.warn(f"{path} does not match its checksum; downloading it again.",
+                          stacklevel=3)
+            path.unlink()
+        elif remote.checksum is None and (damage := archive_damage(path)) is not None:
+            # A damaged file kept before its archive was verified: it and any
+            # sha256 recorded from it go, so a good download can replace them.
+            warnings.warn(f"{path} is a damaged archive ({damage}); deleting it and "
+                          "its recorded sha256, and downloading it again.", stacklevel=3)
+            path.unlink()
+            _recorded(remote, folder).unlink(missing_ok=True)
+        else:
             return path
-        warnings.warn(f"{path} does not match its checksum; downloading it again.",
-                      stacklevel=3)
-        path.unlink()
     if not download_if_missing:
         raise OSError(f"{path} is not there and download_if_missing=False. "
                       f"Download {remote.url} to that path, or allow the download.")
@@ -138,6 +185,14 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
                 f"Could not download {remote.url}: {reason}. Check the network "
                 f"connection, or put the file at {path} yourself."
             ) from exc
+        if remote.checksum is None:  # nothing pinned: the archive must read through
+            damage = archive_damage(tmp, remote.filename)
+            if damage is not None:
+                raise OSError(
+                    f"{remote.url} downloaded, but the archive is damaged ({damage}): "
+                    "the transfer was probably cut short. Nothing was saved or "
+                    "recorded; try again."
+                )
         got = sha.hexdigest() if other is None else other.hexdigest()
         if algorithm is not None and got != digest:
             raise OSError(
@@ -149,8 +204,8 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    if remote.checksum is None and not (folder / (remote.filename + ".sha256")).exists():
-        _atomic_write_text(folder / (remote.filename + ".sha256"),
+    if remote.checksum is None and not _recorded(remote, folder).exists():
+        _atomic_write_text(_recorded(remote, folder),
                            f"{sha.hexdigest()}  {remote.filename}\n")
         warnings.warn(
             f"No checksum is published for {remote.url}; recorded the sha256 of this "

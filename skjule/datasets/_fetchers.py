@@ -30,7 +30,8 @@ def _idx_remotes(base, sha256s):
 
 # Checksums: MNIST and Fashion-MNIST sha256 as published with the data sets'
 # common mirrors; USPS md5 as published by torchvision (no sha256 is published);
-# COIL has no published checksum (trust on first use, see RemoteFile).
+# COIL has no published checksum (trust on first use of an intact archive, see
+# RemoteFile).
 REMOTES = {
     "mnist": _idx_remotes("https://ossci-datasets.s3.amazonaws.com/mnist/", (
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -271,8 +272,10 @@ def _fetch_coil(name, data_home, image_size, download_if_missing, return_X_y, de
 
 _COIL_INTRO = """
     Downloaded from Columbia's CAVE page as the original ZIP of PNG files. No
-    checksum is published for it: the sha256 of the first download is
-    recorded in ``data_home`` and later downloads must match it.
+    checksum is published for it: the first download whose archive reads
+    through intact (every member's CRC checked) has its sha256 recorded in
+    ``data_home``, and later downloads must match it. A damaged (truncated)
+    download is deleted, not recorded: fetching again retries it.
 """
 _COIL = dict(
     param="""image_size : int or (int, int), default=None
