@@ -147,6 +147,12 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         ``Ks`` used (resolves ``"auto"``; at most ``n_samples - 1``).
     n_features_in_ : int
         Number of features (pixels) per sample seen in ``fit``.
+    ward_from_ : int or None
+        ``None`` normally. When graph-degree linkage chained into one cluster
+        holding more than half the samples (or left fewer than ``n_clusters``
+        clusters of the small-cluster cut's size), the last merges were
+        redone from this many clusters with Ward's size-weighted criterion on
+        the cluster centroids; a warning says so if even that failed.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
@@ -362,6 +368,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         self.n_leaves_ = engine.n_samples_
         self.sigma2_ = engine.graph_.sigma2
         self.n_neighbors_ = engine.graph_.n_neighbors
+        self.ward_from_ = engine.ward_from_
 
     def fit_predict(self, X, y=None):
         """Fit and return the cluster labels of ``X``.

@@ -16,6 +16,8 @@ Memory is ``O(n * n_neighbors + n_clusters * n_cluster_neighbors)``; no
 ``n x n`` or ``n_clusters x n_clusters`` array exists anywhere.
 """
 
+import warnings
+
 import numpy as np
 from numba import njit
 from scipy import sparse
@@ -24,6 +26,7 @@ from . import _merge_kernels as K
 from . import _rows
 from ._graph import initial_clusters, knn_graph, relabel_first_appearance
 from ._progress import progress_bar
+from ._ward import ward_merges
 
 __all__ = ["MergeEngine", "cut_hierarchy"]
 
@@ -33,6 +36,9 @@ _ISOLATED_FACTOR = 20
 # The small-cluster cut starts when this many times K clusters remain.
 _SMALL_CUT_FACTOR = 10
 _CHUNK = 4096
+# The collapse guard finishes with Ward merges from at most this many clusters
+# (its cost is O(m^2 d) time, O(m d) memory for m clusters).
+_WARD_MAX_CLUSTERS = 2048
 
 
 @njit(cache=True)
@@ -75,6 +81,18 @@ def _union_find_cut(children, n_samples, n_merges):
             q = nq
         out[x] = p
     return out
+
+
+@njit(cache=True)
+def _balanced_level(children, n_samples, n_merges, max_size):
+    """The most merges after which no cluster holds more than ``max_size`` samples."""
+    size = np.ones(n_samples + n_merges, dtype=np.int64)
+    for r in range(n_merges):
+        s = size[children[r, 0]] + size[children[r, 1]]
+        if s > max_size:
+            return r
+        size[n_samples + r] = s
+    return n_merges
 
 
 def cut_hierarchy(children, n_samples, n_clusters):
@@ -125,7 +143,14 @@ class MergeEngine:
     random_state : RandomState instance or None
     n_jobs : int or None
     verbose : bool
+    collapse_guard : bool, default=True
+        Check the final partition of :meth:`merge_until` for a chaining
+        collapse and redo its last merges with Ward's criterion if found.
+        ``False`` gives plain graph-degree linkage (for comparisons).
     """
+
+    #: Level the collapse guard finished from (None: it did not act).
+    ward_from_ = None
 
     # Entries kept beyond Kc in each neighbour list (None: max(Kc, 5)); 0
     # rebuilds a list whenever a merge touches one of its entries.
@@ -133,7 +158,7 @@ class MergeEngine:
 
     def __init__(self, n_neighbors=20, a=1.0, n_cluster_neighbors=5, lam=1.0,
                  fast=False, knn_method="auto", random_state=None, n_jobs=None,
-                 verbose=False):
+                 verbose=False, collapse_guard=True):
         self.n_neighbors = n_neighbors
         self.a = a
         self.n_cluster_neighbors = n_cluster_neighbors
@@ -143,6 +168,7 @@ class MergeEngine:
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.collapse_guard = collapse_guard
 
     # ------------------------------------------------------------------ set-up
     def _graph(self, X):
@@ -180,6 +206,7 @@ class MergeEngine:
         self.n_merged_ = n - m
         self.next_node_ = n + self.n_merged_
         self.n_initial_clusters_ = m
+        self.ward_from_ = None
         self._set_partition(labels, m, node)
         return self
 
@@ -420,11 +447,22 @@ class MergeEngine:
             to the large cluster of highest affinity (nearest centroid if it
             has none). Without it a few outlier pairs can survive as clusters
             of their own.
+
+        When ``n_clusters == n_final`` the result is checked for a chaining
+        collapse (one cluster with more than half the samples, or fewer than
+        ``K`` clusters of the small-cluster cut's minimum size); if found, the
+        last merges are redone with Ward's size-weighted criterion (see
+        ``_guard_collapse``; ``ward_from_`` says from which level) and a
+        warning is given when even that finds no ``K`` clusters.
         """
         n_clusters = int(n_clusters)
         n_final = n_clusters if n_final is None else int(n_final)
         if self.n_alive <= n_clusters:
             return self
+        use_cut = (small_cluster_fraction is not None and small_cluster_fraction > 0
+                   and n_clusters == n_final)
+        min_size = (max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
+                    if use_cut else 1)
         bar = progress_bar(total=self.n_alive - n_clusters, desc="merges",
                            enabled=self.verbose)
         try:
@@ -432,22 +470,73 @@ class MergeEngine:
                 before = self.n_alive
                 self.merge_isolated(max(n_clusters, _ISOLATED_FACTOR * n_final))
                 bar.update(before - self.n_alive)
-            use_cut = (small_cluster_fraction is not None and small_cluster_fraction > 0
-                       and n_clusters == n_final)
             if not use_cut:
                 self._loop(n_clusters, bar=bar)
-                return self
-            self._loop(max(n_clusters, _SMALL_CUT_FACTOR * n_final), bar=bar)
-            min_size = max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
-            self._loop(n_clusters, large_min_size=min_size, n_large_stop=n_final, bar=bar)
-            if self.n_alive > n_clusters:
-                if self._n_large(min_size) == n_final:
-                    self._attach_small(min_size, bar)
-                else:
-                    self._loop(n_clusters, bar=bar)
+            else:
+                self._loop(max(n_clusters, _SMALL_CUT_FACTOR * n_final), bar=bar)
+                self._loop(n_clusters, large_min_size=min_size, n_large_stop=n_final, bar=bar)
+                if self.n_alive > n_clusters:
+                    if self._n_large(min_size) == n_final:
+                        self._attach_small(min_size, bar)
+                    else:
+                        self._loop(n_clusters, bar=bar)
         finally:
             bar.close()
+        if n_clusters == n_final:
+            self._guard_collapse(n_final, min_size)
         return self
+
+    # ------------------------------------------------------- collapse guard
+    def _collapsed(self, n_final, min_size):
+        """One cluster holds most of the data, or some of the K are crumbs."""
+        sizes = self.size[self.alive]
+        giant = n_final >= 3 and 2 * int(sizes.max()) > self.n_samples_
+        return giant or int(np.count_nonzero(sizes >= min_size)) < n_final
+
+    def _guard_collapse(self, n_final, min_size):
+        """Undo a chaining collapse: finish from a balanced level with Ward merges.
+
+        Graph-degree linkage has no size penalty: on overlapping classes one
+        cluster touches every other, becomes everyone's best partner and
+        absorbs them, while outliers without reciprocal edges stay as crumbs.
+        When the final partition shows that (a cluster with more than half the
+        samples, or fewer than K clusters of ``min_size``), the hierarchy is
+        cut back to the last level at which no cluster held more than ``n / K``
+        samples (at most ``_WARD_MAX_CLUSTERS`` clusters) and the remaining
+        merges follow Ward's size-weighted criterion on the cluster centroids
+        (:mod:`skjule._ward`). ``ward_from_`` records that level.
+        """
+        self.ward_from_ = None
+        if (not self.collapse_guard or self.n_alive != n_final
+                or not self._collapsed(n_final, min_size)):
+            return
+        n = self.n_samples_
+        r = _balanced_level(self.children_, n, self.n_merged_, n / n_final)
+        r = min(max(r, n - _WARD_MAX_CLUSTERS), n - n_final)
+        self._rewind(r)
+        self.ward_from_ = int(self.n_alive)
+        slots = np.flatnonzero(self.alive)
+        rep = self.head[slots].copy()
+        for a, b, cost in ward_merges(self._centroids(slots), self.size[slots], n_final):
+            self._merge(self.label[rep[a]], self.label[rep[b]], cost)
+        if self._collapsed(n_final, min_size):
+            sizes = np.sort(self.size[self.alive])[::-1]
+            warnings.warn(
+                f"Could not find {n_final} clusters of comparable size: the sizes are "
+                f"{sizes.tolist()[:12]}{' ...' if sizes.size > 12 else ''}. The data may hold "
+                f"fewer than {n_final} separable groups; try a smaller n_clusters, "
+                "n_clusters=None, or other features.", UserWarning, stacklevel=4)
+
+    def _rewind(self, n_merges):
+        """Return to the partition after the first ``n_merges`` recorded merges."""
+        n = self.n_samples_
+        roots = _union_find_cut(self.children_, n, n_merges)
+        node, labels = np.unique(roots, return_inverse=True)
+        self.children_[n_merges:] = 0
+        self.merge_losses_[n_merges:] = np.nan
+        self.n_merged_ = int(n_merges)
+        self.next_node_ = n + int(n_merges)
+        self._set_partition(labels.astype(np.int64), node.size, node)
 
     def _attach_small(self, min_size, bar):
         large = self.alive & (self.size >= min_size)
