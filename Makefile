@@ -3,7 +3,7 @@
 #   make test   run the test suite (what CI runs)
 #
 # torch is installed first and pinned to the CPU build available here
-# (TORCH_SPEC); a torch already in the environment satisfies the package's
+# (TORCH_SPEC); a torch already in the environment satisfies the `deep` extra's
 # `torch>=2.1` range, so no CUDA build is ever downloaded. Elsewhere use e.g.
 #   make test TORCH_SPEC=torch TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 
@@ -14,13 +14,13 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skjule-installed
 
-.PHONY: demo test test-fast bench clean-venv
+.PHONY: demo test test-fast clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,dask,plot,docs]"
+	$(PY) -m pip install -q -e ".[deep,test,dask,plot,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,13 +1,28 @@
-"""skjule: deep image clustering (JULE) with a scikit-learn API."""
+"""skjule: deep image clustering (JULE) with a scikit-learn API.
 
-from ._autoencoder import AutoencoderTransformer
-from ._deepgmm import DeepGMMClustering
+The agglomerative engine (:class:`GDLClustering`, :class:`MergeEngine`,
+:func:`cut_hierarchy`) and :func:`clustering_accuracy` need only numpy, numba
+and pynndescent: ``import skjule`` never imports torch. The deep estimators
+(:class:`JULEClustering`, :class:`JULETransformer`, :class:`DeepGMMClustering`,
+:class:`AutoencoderTransformer`) need PyTorch (``pip install 'skjule[deep]'``)
+and are imported on first access (PEP 562).
+"""
+
+import importlib as _importlib
+
 from ._gdl import GDLClustering
-from ._jule import JULEClustering, JULETransformer
 from ._merge import MergeEngine, cut_hierarchy
+from ._version import __version__
 from .metrics import clustering_accuracy
 
-__version__ = "0.1.0.dev0"
+# Deep estimators: public name -> submodule defining it, imported on first access
+# so that the torch-free engine does not pay for (or require) torch.
+_LAZY = {
+    "AutoencoderTransformer": "._autoencoder",
+    "DeepGMMClustering": "._deepgmm",
+    "JULEClustering": "._jule",
+    "JULETransformer": "._jule",
+}
 
 __all__ = [
     "AutoencoderTransformer",
@@ -20,3 +35,35 @@ __all__ = [
     "cut_hierarchy",
     "__version__",
 ]
+
+
+def _torch_missing(exc):
+    """Whether ``exc`` (an ImportError) comes from torch not being importable."""
+    name = getattr(exc, "name", None)
+    if name is None:  # an ImportError raised by hand, e.g. by an import blocker
+        return "torch" in str(exc)
+    return name == "torch" or name.startswith("torch.")
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        value = getattr(_importlib.import_module(module, __name__), name)
+    except ImportError as exc:
+        if not _torch_missing(exc):
+            raise
+        raise ImportError(
+            f"{name} needs PyTorch: pip install 'skjule[deep]' (or install torch "
+            "yourself first, e.g. the CPU build from "
+            "https://download.pytorch.org/whl/cpu). The agglomerative engine "
+            "(GDLClustering, MergeEngine, cut_hierarchy) works without it.",
+            name="torch",
+        ) from exc
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -140,11 +140,16 @@ class Table:
 
 def machine_line():
     import sklearn
-    import torch
 
+    try:
+        import torch
+    except ImportError:  # the engine runs without torch (skjule[deep] not installed)
+        torch_version = "not installed"
+    else:
+        torch_version = torch.__version__
     return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
             f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, torch {torch.__version__}")
+            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, torch {torch_version}")
 
 
 # ------------------------------------------------------------------ methods
@@ -153,9 +158,25 @@ def machine_line():
 def _methods(k, seed):
     from sklearn.cluster import KMeans, SpectralClustering
 
-    from ._deepgmm import DeepGMMClustering
     from ._gdl import GDLClustering
-    from ._jule import JULEClustering
+
+    def deep(name):
+        # imported here, outside the timed runs; without torch only running the
+        # method fails, with skjule's "pip install 'skjule[deep]'" ImportError
+        import skjule
+
+        try:
+            return getattr(skjule, name)
+        except ImportError as exc:
+            error = exc
+
+            def missing(*args, **kwargs):
+                raise error
+
+            return missing
+
+    JULEClustering = deep("JULEClustering")
+    DeepGMMClustering = deep("DeepGMMClustering")
 
     return {
         "kmeans": ("KMeans", lambda X: KMeans(k, n_init=10, random_state=seed)

@@ -3,7 +3,6 @@
 import numbers
 
 import numpy as np
-import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_features
@@ -99,6 +98,8 @@ def network_input(X_flat, image_shape, scale, mean, std):
             "X holds values too large for the network (beyond float32 after the training "
             f"data's scaling by {scale:.3g}); rescale X like the training data."
         )
+    import torch  # local: the shape checks above serve torch-free code too
+
     t = torch.from_numpy(np.ascontiguousarray(Xs))
     if image_shape is None:
         return t
