@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._graph import knn_vote, relabel_first_appearance
 from ._locality import inverse_permutation, locality_order
-from ._merge import MergeEngine, cut_hierarchy
+from ._merge import MergeEngine
 from ._nclusters import choose_n_clusters
 from ._validation import (
     check_features,
@@ -294,10 +294,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             engine = choice.engine  # the threshold cut of the full hierarchy
         else:
             engine = self._engine(ks)
-            engine.start(X, graph=None if choice is None else choice.engine.graph_)
-            if engine.n_initial_clusters_ < k:
-                # The 1-NN over-clustering is coarser than asked: start from singletons.
-                engine.start(X, graph=engine.graph_, init="singletons")
+            engine.start(X, graph=None if choice is None else choice.engine.graph_,
+                         min_clusters=k)
             engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
         self._store(engine, n_merges=None if choice is None else choice.cut)
         if order is not None:
@@ -354,16 +352,11 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         )
 
     def _store(self, engine, n_merges=None):
-        if n_merges is None:
-            r = engine.n_merged_
-            self.labels_ = engine.labels_
-        else:
-            r = n_merges
-            self.labels_ = cut_hierarchy(engine.children_[:r], engine.n_samples_,
-                                         engine.n_samples_ - r)
-        self.n_clusters_ = engine.n_samples_ - r
-        self.children_ = engine.children_[:r].copy()
-        self.merge_losses_ = engine.merge_losses_[:r].copy()
+        result = engine.hierarchy(n_merges)
+        self.labels_ = result.labels
+        self.n_clusters_ = result.n_clusters
+        self.children_ = result.children
+        self.merge_losses_ = result.merge_losses
         self.n_initial_clusters_ = engine.n_initial_clusters_
         self.n_leaves_ = engine.n_samples_
         self.sigma2_ = engine.graph_.sigma2

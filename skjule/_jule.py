@@ -32,7 +32,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._checkpoint import Checkpointer, module_digest, random_state_digest
 from ._graph import knn_vote
 from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
-from ._merge import MergeEngine, cut_hierarchy
+from ._merge import MergeEngine
 from ._nclusters import choose_n_clusters
 from ._networks import build_cnn, build_mlp, resolve_device, wrap_backbone
 from ._persistence import NetworkPickleMixin
@@ -201,13 +201,6 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             return 0.9
         return float(np.clip(1.0 - (k / n_initial) ** (1.0 / AUTO_PERIODS), 0.2, 0.9))
 
-    @staticmethod
-    def _start(engine, X, k, graph=None):
-        engine.start(X, graph=graph)
-        if engine.n_initial_clusters_ < k:
-            engine.start(X, graph=engine.graph_, init="singletons")
-        return engine
-
     # ------------------------------------------------------------------ fit
     def _fit(self, X):
         """Run JULE; fitted attributes are only set once everything succeeded,
@@ -259,7 +252,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         if state is None:
             # 1. initial over-clustering on the raw inputs
             feats = raw
-            self._start(engine, feats, k)
+            engine.start(feats, min_clusters=k)
             history, period, done = [], 0, False
         else:
             # Resume after the last completed period.
@@ -281,7 +274,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
                                      desc=f"period {period} ({n_start} clusters): epochs",
                                      enabled=self.verbose > 0)
             stats = trainer.train(
-                Xt, engine.label, epochs=self.epochs_per_period,
+                Xt, engine.labels_, epochs=self.epochs_per_period,
                 batch_size=self.batch_size, loss=self.loss,
                 sampling=self.batch_sampling, rng=rng,
                 loss_kwargs=self._loss_kwargs(generator), bar=epoch_bar,
@@ -326,8 +319,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             if choice is not None and choice.cut is not None:
                 final, n_final_merges = choice.engine, choice.cut
             else:
-                final = self._start(self._engine(ks, rng), feats, k,
-                                    graph=None if choice is None else choice.engine.graph_)
+                final = self._engine(ks, rng)
+                final.start(feats, graph=None if choice is None else choice.engine.graph_,
+                            min_clusters=k)
                 final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
             n_final_merges = final.n_merged_ if n_final_merges is None else n_final_merges
             history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
@@ -345,14 +339,10 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.n_initial_clusters_ = n_initial
         self.eta_ = eta
         self.embedding_ = feats
-        self.labels_sf_ = engine.labels_
-        self.children_sf_ = engine.children_[:engine.n_merged_].copy()
-        r = n_final_merges
-        self.children_ = final.children_[:r].copy()
-        self.merge_losses_ = final.merge_losses_[:r].copy()
-        self.labels_ = (final.labels_ if r == final.n_merged_
-                        else cut_hierarchy(self.children_, n, n - r))
-        self.n_clusters_ = n - r
+        sf, rc = engine.hierarchy(), final.hierarchy(n_final_merges)
+        self.labels_sf_, self.children_sf_ = sf.labels, sf.children
+        self.labels_, self.children_ = rc.labels, rc.children
+        self.merge_losses_, self.n_clusters_ = rc.merge_losses, rc.n_clusters
         if unknown_k and choice is None:
             self.modularity_ = raw_choice.modularity
             self.cut_ratio_ = raw_choice.cut_ratio

@@ -17,6 +17,7 @@ Memory is ``O(n * n_neighbors + n_clusters * n_cluster_neighbors)``; no
 """
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -28,7 +29,16 @@ from ._graph import initial_clusters, knn_graph, relabel_first_appearance
 from ._progress import progress_bar
 from ._ward import ward_merges
 
-__all__ = ["MergeEngine", "cut_hierarchy"]
+__all__ = ["Hierarchy", "MergeEngine", "cut_hierarchy"]
+
+
+class Hierarchy(NamedTuple):
+    """A merge history as data (:meth:`MergeEngine.hierarchy`)."""
+
+    labels: np.ndarray        # (n_samples,) cluster of each sample
+    children: np.ndarray      # (n_merges, 2) as AgglomerativeClustering.children_
+    merge_losses: np.ndarray  # (n_merges,) eq. 7 loss of each merge
+    n_clusters: int
 
 # From the authors' code: isolated clusters (no affinity to or from any other
 # cluster) are attached to the nearest centroid while n_c > 20 * K.
@@ -177,7 +187,7 @@ class MergeEngine:
             random_state=self.random_state, n_jobs=self.n_jobs, verbose=self.verbose,
         )
 
-    def start(self, X, graph=None, init="1nn"):
+    def start(self, X, graph=None, init="1nn", min_clusters=1):
         """Build the graph of ``X`` and the initial over-clustering.
 
         Parameters
@@ -188,6 +198,10 @@ class MergeEngine:
         init : {"1nn", "singletons"}
             Weakly connected components of the 1-NN graph, or every sample
             its own cluster.
+        min_clusters : int, default=1
+            With ``init="1nn"``: when the 1-NN graph has fewer components than
+            this (a coarse start on very redundant data), start from
+            singletons instead.
         """
         self.X_ = X
         self.graph_ = graph if graph is not None else self._graph(X)
@@ -195,16 +209,18 @@ class MergeEngine:
         self.n_samples_ = n
         if init == "1nn":
             labels = initial_clusters(self.graph_.indices)
+            if int(labels.max()) + 1 < min_clusters:
+                labels = np.arange(n, dtype=np.int64)
         elif init == "singletons":
             labels = np.arange(n, dtype=np.int64)
         else:
             raise ValueError(f"init must be '1nn' or 'singletons'; got {init!r}.")
         m = int(labels.max()) + 1
-        self.children_ = np.zeros((max(n - 1, 0), 2), dtype=np.int64)
-        self.merge_losses_ = np.full(max(n - 1, 0), np.nan)
-        node = _component_merges(labels, m, self.children_, n)
-        self.n_merged_ = n - m
-        self.next_node_ = n + self.n_merged_
+        self._children = np.zeros((max(n - 1, 0), 2), dtype=np.int64)
+        self._merge_losses = np.full(max(n - 1, 0), np.nan)
+        node = _component_merges(labels, m, self._children, n)
+        self._n_merged = n - m
+        self._next_node = n + self._n_merged
         self.n_initial_clusters_ = m
         self.ward_from_ = None
         self._set_partition(labels, m, node)
@@ -214,47 +230,51 @@ class MergeEngine:
         """(Re)build all per-cluster state for ``labels`` in ``[0, m)``."""
         n = labels.shape[0]
         g = self.graph_
-        self.label = labels.astype(np.int64)
-        self.size = np.bincount(self.label, minlength=m).astype(np.int64)
-        self.alive = self.size > 0
-        self.node = node.astype(np.int64)
+        self._label = labels.astype(np.int64)
+        self._size = np.bincount(self._label, minlength=m).astype(np.int64)
+        self._alive = self._size > 0
+        self._node = node.astype(np.int64)
         # Member linked lists, in sample order.
-        self.head = np.full(m, -1, dtype=np.int64)
-        self.tail = np.full(m, -1, dtype=np.int64)
-        self.nxt = np.full(n, -1, dtype=np.int64)
-        order = np.argsort(self.label, kind="stable")
-        sorted_lab = self.label[order]
+        self._head = np.full(m, -1, dtype=np.int64)
+        self._tail = np.full(m, -1, dtype=np.int64)
+        self._nxt = np.full(n, -1, dtype=np.int64)
+        order = np.argsort(self._label, kind="stable")
+        sorted_lab = self._label[order]
         starts = np.r_[0, np.flatnonzero(np.diff(sorted_lab)) + 1]
         ends = np.r_[starts[1:], n]
-        self.head[sorted_lab[starts]] = order[starts]
-        self.tail[sorted_lab[starts]] = order[ends - 1]
+        self._head[sorted_lab[starts]] = order[starts]
+        self._tail[sorted_lab[starts]] = order[ends - 1]
         same = np.ones(n, dtype=bool)
         same[ends - 1] = False
-        self.nxt[order[same]] = order[np.flatnonzero(same) + 1]
-        self.S = K.build_affinities(
-            g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights, self.label, m
+        self._nxt[order[same]] = order[np.flatnonzero(same) + 1]
+        self._S = K.build_affinities(
+            g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights, self._label, m
         )
         kc = int(self.n_cluster_neighbors)
-        self.top = K.make_top(m, kc, self._top_buffer)
-        self.loss = K.init_losses(self.S, self.size, self.alive, self.top,
+        self._top = K.make_top(m, kc, self._top_buffer)
+        self._loss = K.init_losses(self._S, self._size, self._alive, self._top,
                                   float(self.lam), kc)
-        self.tree = K.tree_init(self.loss)
-        self.work = K.make_work(n, m, self.top[0].shape[1])
-        self.n_alive = int(self.alive.sum())
+        self._tree = K.tree_init(self._loss)
+        self._work = K.make_work(n, m, self._top[0].shape[1])
+        self._n_alive = int(self._alive.sum())
 
     def rebuild(self, X, graph=None):
         """New features, same clusters: recompute graph, affinities and losses."""
         self.X_ = X
         self.graph_ = graph if graph is not None else self._graph(X)
-        live = np.flatnonzero(self.alive)
-        remap = np.full(self.alive.shape[0], -1, dtype=np.int64)
+        live = np.flatnonzero(self._alive)
+        remap = np.full(self._alive.shape[0], -1, dtype=np.int64)
         remap[live] = np.arange(live.size)
-        self._set_partition(remap[self.label], live.size, self.node[live])
+        self._set_partition(remap[self._label], live.size, self._node[live])
         return self
 
     # ------------------------------------------------------------------ state
-    _STATE = ("label", "alive", "node", "children_", "merge_losses_", "n_merged_",
-              "next_node_", "n_initial_clusters_", "n_samples_", "n_alive")
+    # state_dict key -> attribute
+    _STATE = {"label": "_label", "alive": "_alive", "node": "_node",
+              "children_": "_children", "merge_losses_": "_merge_losses",
+              "n_merged_": "_n_merged", "next_node_": "_next_node",
+              "n_initial_clusters_": "n_initial_clusters_", "n_samples_": "n_samples_",
+              "n_alive": "_n_alive"}
 
     def state_dict(self):
         """The partition and merge history, as plain arrays and ints (copies).
@@ -264,27 +284,70 @@ class MergeEngine:
         features given to ``rebuild``.
         """
         return {k: (v.copy() if isinstance(v, np.ndarray) else int(v))
-                for k in self._STATE for v in [getattr(self, k)]}
+                for k, attr in self._STATE.items() for v in [getattr(self, attr)]}
 
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` saved; call :meth:`rebuild` before merging."""
         missing = [k for k in self._STATE if k not in state]
         if missing:
             raise ValueError(f"engine state lacks {missing}")
-        for k in self._STATE:
+        for k, attr in self._STATE.items():
             v = state[k]
-            setattr(self, k, np.array(v, copy=True) if isinstance(v, np.ndarray) else int(v))
-        self.size = np.bincount(self.label, minlength=self.alive.shape[0]).astype(np.int64)
+            setattr(self, attr, np.array(v, copy=True) if isinstance(v, np.ndarray) else int(v))
+        self._size = np.bincount(self._label, minlength=self._alive.shape[0]).astype(np.int64)
         return self
 
     @property
     def n_clusters_(self):
-        return self.n_alive
+        """Number of clusters now."""
+        return self._n_alive
+
+    @property
+    def n_merged_(self):
+        """Number of merges recorded since the samples were singletons."""
+        return self._n_merged
+
+    @property
+    def children_(self):
+        """The recorded merges, shape ``(n_merged_, 2)`` (a read-only view)."""
+        view = self._children[:self._n_merged]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def merge_losses_(self):
+        """The eq. 7 loss of each recorded merge (a read-only view)."""
+        view = self._merge_losses[:self._n_merged]
+        view.flags.writeable = False
+        return view
+
+    def hierarchy(self, n_merges=None):
+        """The result as data: labels, children and losses after ``n_merges`` merges.
+
+        Parameters
+        ----------
+        n_merges : int, optional
+            A number of recorded merges (default: all of them).
+
+        Returns
+        -------
+        Hierarchy
+            Named tuple ``(labels, children, merge_losses, n_clusters)``;
+            arrays are copies, ``labels`` numbered by first appearance.
+        """
+        r = self._n_merged if n_merges is None else int(n_merges)
+        if not 0 <= r <= self._n_merged:
+            raise ValueError(f"n_merges must be in [0, {self._n_merged}]; got {n_merges}.")
+        n = self.n_samples_
+        labels = (self.labels_ if r == self._n_merged
+                  else cut_hierarchy(self._children[:r], n, n - r))
+        return Hierarchy(labels, self._children[:r].copy(), self._merge_losses[:r].copy(),
+                         n - r)
 
     @property
     def labels_(self):
         """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
-        return relabel_first_appearance(self.label)
+        return relabel_first_appearance(self._label)
 
     #: Names of the work counters of :meth:`work_counts`.
     WORK_COUNTERS = (
@@ -302,93 +365,93 @@ class MergeEngine:
     def work_counts(self):
         """What the merges since the last :meth:`start` or :meth:`rebuild` read,
         as a dict of the :attr:`WORK_COUNTERS` (for profiling the growth with n)."""
-        return dict(zip(self.WORK_COUNTERS, (int(v) for v in self.work[-1])))
+        return dict(zip(self.WORK_COUNTERS, (int(v) for v in self._work[-1])))
 
     def affinity(self, a, b):
         """GDL affinity of the live cluster slots ``a`` and ``b``."""
-        return K.affinity(self.S, self.size, a, b)
+        return K.affinity(self._S, self._size, a, b)
 
     def s_row(self, a):
         """``{b: S(b <- a)}`` over the clusters adjacent to slot ``a``, as a dict
         (for inspection; the engine keeps it in a flat pool, :mod:`skjule._rows`)."""
-        return _rows.row_dict(self.S, a)
+        return _rows.row_dict(self._S, a)
 
     # ------------------------------------------------------------------ merges
     def _record(self, a, b, loss):
-        r = self.n_merged_
-        self.children_[r] = (self.node[a], self.node[b])
-        self.merge_losses_[r] = loss
+        r = self._n_merged
+        self._children[r] = (self._node[a], self._node[b])
+        self._merge_losses[r] = loss
 
     def _merge(self, a, b, loss):
         g = self.graph_
         while True:
             kept = K.merge(
-                a, b, self.S, self.size, self.label, self.head, self.tail, self.nxt,
-                self.alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
-                self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
-                float(self.lam), self.work, bool(self.fast),
+                a, b, self._S, self._size, self._label, self._head, self._tail, self._nxt,
+                self._alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
+                self._top, int(self.n_cluster_neighbors), self._loss, self._tree,
+                float(self.lam), self._work, bool(self.fast),
             )
             if kept >= 0:
                 break
-            self.S = _rows.grow(self.S)
+            self._S = _rows.grow(self._S)
         self._record(a, b, loss)
-        self.n_merged_ += 1
-        self.node[kept] = self.next_node_
-        self.next_node_ += 1
-        self.n_alive -= 1
+        self._n_merged += 1
+        self._node[kept] = self._next_node
+        self._next_node += 1
+        self._n_alive -= 1
         return kept
 
     def step(self):
         """One greedy eq. 7 merge; returns False when no merge was possible."""
-        if self.n_alive <= 1:
+        if self._n_alive <= 1:
             return False
-        before = self.n_alive
-        self._loop(self.n_alive - 1, max_steps=1)
-        return self.n_alive < before
+        before = self._n_alive
+        self._loop(self._n_alive - 1, max_steps=1)
+        return self._n_alive < before
 
     def _loop(self, n_stop, large_min_size=0, n_large_stop=-1, bar=None, max_steps=_CHUNK):
         g = self.graph_
         while True:
-            before = self.n_alive
-            status, self.n_alive, self.next_node_, self.n_merged_ = K.merge_loop(
+            before = self._n_alive
+            status, self._n_alive, self._next_node, self._n_merged = K.merge_loop(
                 n_stop, large_min_size, n_large_stop, max_steps,
-                self.S, self.size, self.label, self.head, self.tail, self.nxt,
-                self.alive, g.indices, g.weights, g.in_indptr, g.in_indices,
-                g.in_weights, self.top, int(self.n_cluster_neighbors), self.loss, self.tree,
-                float(self.lam), self.work, bool(self.fast),
-                self.n_alive, self.node, self.next_node_, self.children_,
-                self.merge_losses_, self.n_merged_,
+                self._S, self._size, self._label, self._head, self._tail, self._nxt,
+                self._alive, g.indices, g.weights, g.in_indptr, g.in_indices,
+                g.in_weights, self._top, int(self.n_cluster_neighbors), self._loss, self._tree,
+                float(self.lam), self._work, bool(self.fast),
+                self._n_alive, self._node, self._next_node, self._children,
+                self._merge_losses, self._n_merged,
             )
             if bar is not None:
-                bar.update(before - self.n_alive)
+                bar.update(before - self._n_alive)
             if status == 2:
                 # The pool of S is full: enlarge it and go on.
-                self.S = _rows.grow(self.S)
+                self._S = _rows.grow(self._S)
                 continue
             if status == 1:
                 # No cluster has a positive affinity to any other: merge by
                 # centroid distance, then try the graph again.
-                isolated = np.flatnonzero(self.alive)
-                self._centroid_merges(isolated, np.ones_like(self.alive), n_stop, bar)
+                isolated = np.flatnonzero(self._alive)
+                self._centroid_merges(isolated, np.ones_like(self._alive), n_stop, bar)
                 continue
-            if self.n_alive <= n_stop or before == self.n_alive:
+            if self._n_alive <= n_stop or before == self._n_alive:
                 return
             if n_large_stop >= 0 and self._n_large(large_min_size) <= n_large_stop:
                 return
 
     def _n_large(self, min_size):
-        return int(np.count_nonzero(self.alive & (self.size >= min_size)))
+        return int(np.count_nonzero(self._alive & (self._size >= min_size)))
 
     def _centroids(self, slots):
         """Mean feature vector of each cluster slot in ``slots``."""
-        pos = np.full(self.alive.shape[0], -1, dtype=np.int64)
+        pos = np.full(self._alive.shape[0], -1, dtype=np.int64)
         pos[slots] = np.arange(slots.size)
-        rows = pos[self.label]
+        rows = pos[self._label]
         keep = np.flatnonzero(rows >= 0)
         ind = sparse.csr_array(
             (np.ones(keep.size), (rows[keep], keep)), shape=(slots.size, self.n_samples_)
         )
-        return (ind @ self.X_) / self.size[slots, None]
+        return (ind @ self.X_) / self._size[slots, None]
 
     def _centroid_merges(self, sources, target_mask, n_stop, bar=None):
         """Merge each cluster in ``sources`` (smallest first) into the live
@@ -396,14 +459,14 @@ class MergeEngine:
         ``n_stop`` clusters remain. Centroids are taken once, before merging;
         a target that has merged since is followed to its current cluster.
         """
-        sources = sources[np.argsort(self.size[sources], kind="stable")]
-        targets = np.flatnonzero(self.alive & target_mask)
+        sources = sources[np.argsort(self._size[sources], kind="stable")]
+        targets = np.flatnonzero(self._alive & target_mask)
         if targets.size == 0 or sources.size == 0:
             return
         c_src = self._centroids(sources)
         c_tgt = self._centroids(targets)
-        rep = self.head[targets].copy()
-        src_rep = self.head[sources].copy()
+        rep = self._head[targets].copy()
+        src_rep = self._head[sources].copy()
         sq_t = np.einsum("ij,ij->i", c_tgt, c_tgt)
         for s0 in range(0, sources.size, 256):
             block = slice(s0, s0 + 256)
@@ -411,10 +474,10 @@ class MergeEngine:
             d[sources[block, None] == targets[None, :]] = np.inf
             best = np.argmin(d, axis=1)
             for r, t, dt in zip(src_rep[block], best, d[np.arange(best.size), best]):
-                if self.n_alive <= n_stop:
+                if self._n_alive <= n_stop:
                     return
-                a = self.label[r]
-                b = self.label[rep[t]]
+                a = self._label[r]
+                b = self._label[rep[t]]
                 if a == b or not np.isfinite(dt):
                     continue
                 self._merge(a, b, 0.0)
@@ -423,9 +486,9 @@ class MergeEngine:
 
     def merge_isolated(self, n_stop):
         """Attach clusters with no affinity to any other to the nearest centroid."""
-        isolated = np.flatnonzero(self.alive & (self.top[0][:, 0] < 0))
-        if isolated.size and self.n_alive > n_stop:
-            self._centroid_merges(isolated, np.ones_like(self.alive), n_stop)
+        isolated = np.flatnonzero(self._alive & (self._top[0][:, 0] < 0))
+        if isolated.size and self._n_alive > n_stop:
+            self._centroid_merges(isolated, np.ones_like(self._alive), n_stop)
 
     def merge_until(self, n_clusters, *, n_final=None, small_cluster_fraction=None):
         """Greedy merges until ``n_clusters`` clusters remain.
@@ -457,25 +520,25 @@ class MergeEngine:
         """
         n_clusters = int(n_clusters)
         n_final = n_clusters if n_final is None else int(n_final)
-        if self.n_alive <= n_clusters:
+        if self._n_alive <= n_clusters:
             return self
         use_cut = (small_cluster_fraction is not None and small_cluster_fraction > 0
                    and n_clusters == n_final)
         min_size = (max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
                     if use_cut else 1)
-        bar = progress_bar(total=self.n_alive - n_clusters, desc="merges",
+        bar = progress_bar(total=self._n_alive - n_clusters, desc="merges",
                            enabled=self.verbose)
         try:
-            if self.n_alive > _ISOLATED_FACTOR * n_final:
-                before = self.n_alive
+            if self._n_alive > _ISOLATED_FACTOR * n_final:
+                before = self._n_alive
                 self.merge_isolated(max(n_clusters, _ISOLATED_FACTOR * n_final))
-                bar.update(before - self.n_alive)
+                bar.update(before - self._n_alive)
             if not use_cut:
                 self._loop(n_clusters, bar=bar)
             else:
                 self._loop(max(n_clusters, _SMALL_CUT_FACTOR * n_final), bar=bar)
                 self._loop(n_clusters, large_min_size=min_size, n_large_stop=n_final, bar=bar)
-                if self.n_alive > n_clusters:
+                if self._n_alive > n_clusters:
                     if self._n_large(min_size) == n_final:
                         self._attach_small(min_size, bar)
                     else:
@@ -489,7 +552,7 @@ class MergeEngine:
     # ------------------------------------------------------- collapse guard
     def _collapsed(self, n_final, min_size):
         """One cluster holds most of the data, or some of the K are crumbs."""
-        sizes = self.size[self.alive]
+        sizes = self._size[self._alive]
         giant = n_final >= 3 and 2 * int(sizes.max()) > self.n_samples_
         return giant or int(np.count_nonzero(sizes >= min_size)) < n_final
 
@@ -507,20 +570,20 @@ class MergeEngine:
         (:mod:`skjule._ward`). ``ward_from_`` records that level.
         """
         self.ward_from_ = None
-        if (not self.collapse_guard or self.n_alive != n_final
+        if (not self.collapse_guard or self._n_alive != n_final
                 or not self._collapsed(n_final, min_size)):
             return
         n = self.n_samples_
-        r = _balanced_level(self.children_, n, self.n_merged_, n / n_final)
+        r = _balanced_level(self._children, n, self._n_merged, n / n_final)
         r = min(max(r, n - _WARD_MAX_CLUSTERS), n - n_final)
         self._rewind(r)
-        self.ward_from_ = int(self.n_alive)
-        slots = np.flatnonzero(self.alive)
-        rep = self.head[slots].copy()
-        for a, b, cost in ward_merges(self._centroids(slots), self.size[slots], n_final):
-            self._merge(self.label[rep[a]], self.label[rep[b]], cost)
+        self.ward_from_ = int(self._n_alive)
+        slots = np.flatnonzero(self._alive)
+        rep = self._head[slots].copy()
+        for a, b, cost in ward_merges(self._centroids(slots), self._size[slots], n_final):
+            self._merge(self._label[rep[a]], self._label[rep[b]], cost)
         if self._collapsed(n_final, min_size):
-            sizes = np.sort(self.size[self.alive])[::-1]
+            sizes = np.sort(self._size[self._alive])[::-1]
             warnings.warn(
                 f"Could not find {n_final} clusters of comparable size: the sizes are "
                 f"{sizes.tolist()[:12]}{' ...' if sizes.size > 12 else ''}. The data may hold "
@@ -530,26 +593,26 @@ class MergeEngine:
     def _rewind(self, n_merges):
         """Return to the partition after the first ``n_merges`` recorded merges."""
         n = self.n_samples_
-        roots = _union_find_cut(self.children_, n, n_merges)
+        roots = _union_find_cut(self._children, n, n_merges)
         node, labels = np.unique(roots, return_inverse=True)
-        self.children_[n_merges:] = 0
-        self.merge_losses_[n_merges:] = np.nan
-        self.n_merged_ = int(n_merges)
-        self.next_node_ = n + int(n_merges)
+        self._children[n_merges:] = 0
+        self._merge_losses[n_merges:] = np.nan
+        self._n_merged = int(n_merges)
+        self._next_node = n + int(n_merges)
         self._set_partition(labels.astype(np.int64), node.size, node)
 
     def _attach_small(self, min_size, bar):
-        large = self.alive & (self.size >= min_size)
-        small = np.flatnonzero(self.alive & ~large)
-        small = small[np.argsort(self.size[small], kind="stable")]
+        large = self._alive & (self._size >= min_size)
+        small = np.flatnonzero(self._alive & ~large)
+        small = small[np.argsort(self._size[small], kind="stable")]
         no_link = []
         for s in small:
-            j, v = K.best_partner(self.S, self.size, s, large)
+            j, v = K.best_partner(self._S, self._size, s, large)
             if j < 0:
                 no_link.append(s)
                 continue
             self._merge(s, j, -v)
             bar.update(1)
         if no_link:
-            large = self.alive & (self.size >= min_size)
+            large = self._alive & (self._size >= min_size)
             self._centroid_merges(np.asarray(no_link), large, 0, bar)

@@ -146,7 +146,7 @@ def _modularity_by_k(engine):
     to the initial over-clustering (finer cuts split 1-NN chains arbitrarily)."""
     n = engine.n_samples_
     r = engine.n_merged_
-    q = modularity_curve(engine.graph_, engine.children_[:r], n)
+    q = modularity_curve(engine.graph_, engine.children_, n)
     k_max = engine.n_initial_clusters_
     k_min = n - r
     out = np.full(k_max, np.nan)
@@ -177,7 +177,7 @@ def gaussian_reference(X, rng):
 def cut_fraction(engine, n_clusters):
     """Share of the kNN graph's edge weight between clusters of the cut of
     ``engine``'s hierarchy at ``n_clusters``."""
-    labels = cut_hierarchy(engine.children_[:engine.n_merged_], engine.n_samples_, n_clusters)
+    labels = cut_hierarchy(engine.children_, engine.n_samples_, n_clusters)
     g = engine.graph_
     total = g.weights.sum()
     if total <= 0:
@@ -288,7 +288,7 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
         cut = threshold_cut(engine, distance_threshold)
         return Choice(n - cut, engine, ks, q_by_k, k_mod, np.nan, cut)
 
-    labels = cut_hierarchy(engine.children_[:engine.n_merged_], n, k_mod)
+    labels = cut_hierarchy(engine.children_, n, k_mod)
     sizes = np.bincount(labels)
     k = max(1, int(np.count_nonzero(sizes >= FRAGMENT_FRACTION * n / k_mod)))
     ratio = structure_check(make_engine, X, ks, rng, on_sphere=on_sphere)

@@ -31,7 +31,7 @@ def _plain_gdl_sizes(X, k):
     engine = MergeEngine(n_neighbors=20, collapse_guard=False,
                          random_state=np.random.RandomState(0)).start(l2_normalize(X))
     engine.merge_until(k, small_cluster_fraction=0.05)
-    return engine.size[engine.alive]
+    return np.bincount(engine.labels_)
 
 
 def test_overlapping_classes_collapse_without_the_guard_and_not_with_it():

@@ -61,7 +61,7 @@ def test_merges_match_dense_reference(X, ks, kc, lam):
                          knn_method="exact").start(X)
     W = dense_from_graph(engine.graph_)
     while engine.n_clusters_ > 1:
-        labels = engine.label.copy()
+        labels = engine._label.copy()
         slots, A_ref = dense_cluster_affinities(W, labels)
         np.testing.assert_allclose(engine_affinities(engine, slots), A_ref,
                                    rtol=1e-9, atol=1e-12)
@@ -69,7 +69,7 @@ def test_merges_match_dense_reference(X, ks, kc, lam):
         n_before = engine.n_merged_
         assert engine.step()
         loss = engine.merge_losses_[n_before]
-        gone, kept = merged_slots(labels, engine.label)
+        gone, kept = merged_slots(labels, engine._label)
         pos = {s: p for p, s in enumerate(slots)}
         if losses.min() >= 0:
             # No affinity anywhere: the centroid fallback, recorded with loss 0.
@@ -96,8 +96,8 @@ def test_incremental_equals_recomputation(X, ks, fast):
         if fast:
             continue
         fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
-                                   g.in_weights, engine.label, engine.size.shape[0])
-        for a in np.flatnonzero(engine.alive):
+                                   g.in_weights, engine._label, engine._size.shape[0])
+        for a in np.flatnonzero(engine._alive):
             row, ref = engine.s_row(a), row_dict(fresh, a)
             for b in set(row) | set(ref):
                 assert row.get(b, 0.0) == pytest.approx(ref.get(b, 0.0), rel=1e-9, abs=1e-12)
@@ -111,11 +111,11 @@ def exact_top(engine, i, kc):
 
 
 def check_lists_exact(e, kc):
-    for i in np.flatnonzero(e.alive):
+    for i in np.flatnonzero(e._alive):
         idx, val = exact_top(e, i, kc)
-        got = e.top[0][i, :kc]
+        got = e._top[0][i, :kc]
         np.testing.assert_array_equal(got[got >= 0], idx)
-        np.testing.assert_allclose(e.top[1][i, :len(val)], val, rtol=1e-12)
+        np.testing.assert_allclose(e._top[1][i, :len(val)], val, rtol=1e-12)
 
 
 @given(X=small_data(), ks=st.integers(1, 6), kc=st.integers(1, 5),
@@ -130,7 +130,7 @@ def test_buffered_neighbour_lists_stay_exact(X, ks, kc, buffer, fast):
                         knn_method="exact")
         e._top_buffer = buf
         e.start(X)
-        assert e.top[0].shape[1] == kc + buf
+        assert e._top[0].shape[1] == kc + buf
         while e.step():
             check_lists_exact(e, kc)
         runs.append(e)
@@ -242,8 +242,8 @@ def test_rebuild_keeps_clusters_and_uses_new_features():
     # State equals a fresh computation on the new graph.
     g = e.graph_
     fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
-                               g.in_weights, e.label, e.size.shape[0])
-    for a in range(e.size.shape[0]):
+                               g.in_weights, e._label, e._size.shape[0])
+    for a in range(e._size.shape[0]):
         assert e.s_row(a) == pytest.approx(row_dict(fresh, a))
     e.merge_until(3)
     assert e.n_clusters_ == 3

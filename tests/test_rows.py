@@ -64,16 +64,16 @@ def test_engine_with_a_full_pool_gives_the_same_hierarchy(fast):
     ref = MergeEngine(n_neighbors=8, fast=fast, knn_method="exact").start(X).merge_until(2)
     e = MergeEngine(n_neighbors=8, fast=fast, knn_method="exact").start(X)
     # Repack every row at its smallest capacity, in a pool with no room left.
-    m = e.S[0].shape[0]
-    rows = [_rows.row_dict(e.S, i) for i in range(m)]
+    m = e._S[0].shape[0]
+    rows = [_rows.row_dict(e._S, i) for i in range(m)]
     S = _rows.empty(m, [_rows.cap_for(len(r)) for r in rows], slack=0.0, spare=0)
     for i, r in enumerate(rows):
         for key, v in r.items():
             _rows.add(*S[:5], i, key, v)
-    e.S = S
+    e._S = S
     size0 = S[3].shape[0]
     e.merge_until(2)
-    assert e.S[3].shape[0] > size0  # it did grow
+    assert e._S[3].shape[0] > size0  # it did grow
     r = ref.n_merged_
     assert e.n_merged_ == r
     np.testing.assert_array_equal(e.children_[:r], ref.children_[:r])
