@@ -15,6 +15,7 @@ authors' Torch code):
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
@@ -54,6 +55,22 @@ __all__ = ["JULEClustering", "JULETransformer"]
 
 # eta="auto": this many periods from the initial over-clustering to K.
 AUTO_PERIODS = 4
+
+
+@dataclass
+class _Run:
+    """The working state of one JULE fit, passed between its steps."""
+
+    n: int
+    sample_shape: tuple
+    unknown_k: bool = False
+    raw_choice: object = None
+    history: list = field(default_factory=list)
+    period: int = 0
+    done: bool = False
+    ckpt: object = None
+    # set by _set_up / _start_or_resume: k, ks, image_shape, rng, device, raw,
+    # scaling, Xt, model, generator, trainer, engine, feats, n_initial, eta
 
 
 class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -206,150 +223,163 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         """Run JULE; fitted attributes are only set once everything succeeded,
         so an interrupted fit (KeyboardInterrupt, error) never leaves an
         estimator that looks fitted with half its state."""
+        run = self._set_up(X)
+        self._start_or_resume(run)
+        bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0, initial=run.period)
+        while not run.done:  # train on the current labels, re-embed, merge
+            stats = self._period(run)
+            bar.update(1)
+            bar.set_postfix(clusters=run.engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
+        bar.close()
+        final, n_final_merges, choice = self._recluster(run)
+        self._store_fitted(run, final, n_final_merges, choice)
+        return self
+
+    def _set_up(self, X):
+        """Validate, choose K and Ks, build the network, trainer and checkpointer."""
         X, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X.shape[0]
         check_threshold_params(self.n_clusters, self.distance_threshold)
         if self.distance_threshold is not None and not self.recluster:
             raise ValueError("distance_threshold cuts the final re-clustering: it needs "
                              "recluster=True.")
-        unknown_k = self.n_clusters is None
-        k = None if unknown_k else check_n_clusters(self.n_clusters, n)
+        run = _Run(n=n, sample_shape=tuple(sample_shape))
+        run.unknown_k = self.n_clusters is None
+        k = None if run.unknown_k else check_n_clusters(self.n_clusters, n)
         warn_if_few_distinct(X, k)
-        image_shape = resolve_image_shape(sample_shape, self.image_shape)
-        rng = check_random_state(self.random_state)
+        run.image_shape = resolve_image_shape(sample_shape, self.image_shape)
+        run.rng = rng = check_random_state(self.random_state)
         seed_digest = random_state_digest(rng)  # before anything is drawn
-        device = resolve_device(self.device)
-        raw = l2_normalize(X) if self.normalize else X
-        raw_choice = None
-        if unknown_k:
+        run.device = resolve_device(self.device)
+        run.raw = l2_normalize(X) if self.normalize else X
+        if run.unknown_k:
             # K chosen on the raw inputs (GDLClustering's rule) is the training
             # target (at least 2, so the triplet loss has negatives) and the
             # final K. Choosing again on the learned embedding measured worse
             # (docs/unknown_k.rst).
-            raw_choice = choose_n_clusters(
-                lambda m: self._engine(m, rng), raw, self.n_neighbors, rng=rng,
+            run.raw_choice = choose_n_clusters(
+                lambda m: self._engine(m, rng), run.raw, self.n_neighbors, rng=rng,
                 on_sphere=self.normalize)
-            k = min(max(2, raw_choice.n_clusters), n)
-        ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
-
-        scaling = input_scaling(X)
-        Xt = network_input(X, image_shape, *scaling)
-        model = self._build_network(image_shape, X.shape[1],
-                                    int(rng.randint(2**31 - 1))).to(device)
-        generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-        trainer = Trainer(model, device, learning_rate=self.learning_rate,
-                          momentum=self.momentum, weight_decay=self.weight_decay,
-                          lr_gamma=self.lr_gamma, lr_power=self.lr_power)
-
-        ckpt = None
+            k = min(max(2, run.raw_choice.n_clusters), n)
+        run.k = k
+        run.ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
+        run.scaling = input_scaling(X)
+        run.Xt = network_input(X, run.image_shape, *run.scaling)
+        run.model = self._build_network(run.image_shape, X.shape[1],
+                                        int(rng.randint(2**31 - 1))).to(run.device)
+        run.generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
+        run.trainer = Trainer(run.model, run.device, learning_rate=self.learning_rate,
+                              momentum=self.momentum, weight_decay=self.weight_decay,
+                              lr_gamma=self.lr_gamma, lr_power=self.lr_power)
         if self.checkpoint_dir is not None:
             # the fit is identified by its data, parameters, seed and starting network
-            ckpt = Checkpointer(self.checkpoint_dir, self, X,
-                                extra=seed_digest + module_digest(model))
-        state = ckpt.load(device) if ckpt is not None else None
+            run.ckpt = Checkpointer(self.checkpoint_dir, self, X,
+                                    extra=seed_digest + module_digest(run.model))
+        return run
 
-        engine = self._engine(ks, rng)
+    def _start_or_resume(self, run):
+        """The initial over-clustering of the raw inputs, or the last checkpoint."""
+        state = run.ckpt.load(run.device) if run.ckpt is not None else None
+        run.engine = self._engine(run.ks, run.rng)
         if state is None:
-            # 1. initial over-clustering on the raw inputs
-            feats = raw
-            engine.start(feats, min_clusters=k)
-            history, period, done = [], 0, False
-        else:
-            # Resume after the last completed period.
-            model.load_state_dict(state["model"])
-            trainer.optimizer.load_state_dict(state["optimizer"])
-            trainer.iteration = state["iteration"]
-            rng.set_state(state["rng"])
-            generator.set_state(state["generator"])
-            engine.load_state_dict(state["engine"])
-            feats, history = state["features"], state["history"]
-            period, done = state["period"], state["done"]
-        n_initial = engine.n_initial_clusters_
-        eta = self._resolve_eta(n_initial, k)
-        bar = progress_bar(desc="JULE periods", enabled=self.verbose > 0, initial=period)
-        # 2. periods: train on the current labels, re-embed, merge
-        while not done:
-            n_start = engine.n_clusters_
-            epoch_bar = progress_bar(total=self.epochs_per_period,
-                                     desc=f"period {period} ({n_start} clusters): epochs",
-                                     enabled=self.verbose > 0)
-            stats = trainer.train(
-                Xt, engine.labels_, epochs=self.epochs_per_period,
-                batch_size=self.batch_size, loss=self.loss,
-                sampling=self.batch_sampling, rng=rng,
-                loss_kwargs=self._loss_kwargs(generator), bar=epoch_bar,
-            )
-            epoch_bar.close()
-            t0 = time.perf_counter()
-            feats = check_finite_training(embed(model, Xt, device), self.learning_rate)
-            engine.rebuild(feats)
-            target = max(k, n_start - math.ceil(eta * n_start))
-            engine.merge_until(
-                target, n_final=k,
-                small_cluster_fraction=self.small_cluster_fraction if target == k else None,
-            )
-            stats["merge_seconds"] = time.perf_counter() - t0
-            history.append(dict(period=period, n_clusters_start=n_start,
+            run.feats = run.raw
+            run.engine.start(run.feats, min_clusters=run.k)
+        else:  # resume after the last completed period
+            run.model.load_state_dict(state["model"])
+            run.trainer.optimizer.load_state_dict(state["optimizer"])
+            run.trainer.iteration = state["iteration"]
+            run.rng.set_state(state["rng"])
+            run.generator.set_state(state["generator"])
+            run.engine.load_state_dict(state["engine"])
+            run.feats, run.history = state["features"], state["history"]
+            run.period, run.done = state["period"], state["done"]
+        run.n_initial = run.engine.n_initial_clusters_
+        run.eta = self._resolve_eta(run.n_initial, run.k)
+
+    def _period(self, run):
+        """One period: train on the current labels, re-embed, merge, checkpoint."""
+        engine, k = run.engine, run.k
+        n_start = engine.n_clusters_
+        epoch_bar = progress_bar(total=self.epochs_per_period,
+                                 desc=f"period {run.period} ({n_start} clusters): epochs",
+                                 enabled=self.verbose > 0)
+        stats = run.trainer.train(
+            run.Xt, engine.labels_, epochs=self.epochs_per_period,
+            batch_size=self.batch_size, loss=self.loss,
+            sampling=self.batch_sampling, rng=run.rng,
+            loss_kwargs=self._loss_kwargs(run.generator), bar=epoch_bar,
+        )
+        epoch_bar.close()
+        t0 = time.perf_counter()
+        run.feats = check_finite_training(embed(run.model, run.Xt, run.device),
+                                          self.learning_rate)
+        engine.rebuild(run.feats)
+        target = max(k, n_start - math.ceil(run.eta * n_start))
+        engine.merge_until(
+            target, n_final=k,
+            small_cluster_fraction=self.small_cluster_fraction if target == k else None,
+        )
+        stats["merge_seconds"] = time.perf_counter() - t0
+        run.history.append(dict(period=run.period, n_clusters_start=n_start,
                                 n_clusters_end=engine.n_clusters_,
                                 epochs=self.epochs_per_period, **stats))
-            period += 1
-            done = engine.n_clusters_ <= k
-            if ckpt is not None:
-                ckpt.save(dict(
-                    model=model.state_dict(), optimizer=trainer.optimizer.state_dict(),
-                    iteration=trainer.iteration, rng=rng.get_state(),
-                    generator=generator.get_state(), engine=engine.state_dict(),
-                    features=feats, history=history, period=period, done=done,
-                ))
-            bar.update(1)
-            bar.set_postfix(clusters=engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
-        bar.close()
+        run.period += 1
+        run.done = engine.n_clusters_ <= k
+        if run.ckpt is not None:
+            run.ckpt.save(dict(
+                model=run.model.state_dict(), optimizer=run.trainer.optimizer.state_dict(),
+                iteration=run.trainer.iteration, rng=run.rng.get_state(),
+                generator=run.generator.get_state(), engine=engine.state_dict(),
+                features=run.feats, history=run.history, period=run.period, done=run.done,
+            ))
+        return stats
 
-        # 3. SF and RC
-        choice, n_final_merges = None, None
-        if self.recluster:
-            t0 = time.perf_counter()
-            if unknown_k and self.distance_threshold is not None:
-                choice = choose_n_clusters(
-                    lambda m: self._engine(m, rng), feats, self.n_neighbors,
-                    distance_threshold=self.distance_threshold, rng=rng,
-                )
-            elif unknown_k:
-                k = raw_choice.n_clusters
-            if choice is not None and choice.cut is not None:
-                final, n_final_merges = choice.engine, choice.cut
-            else:
-                final = self._engine(ks, rng)
-                final.start(feats, graph=None if choice is None else choice.engine.graph_,
-                            min_clusters=k)
-                final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
-            n_final_merges = final.n_merged_ if n_final_merges is None else n_final_merges
-            history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
-                                n_clusters_end=n - n_final_merges, epochs=0,
-                                merge_seconds=time.perf_counter() - t0))
+    def _recluster(self, run):
+        """RC: re-cluster the final embedding from scratch (or keep SF)."""
+        if not self.recluster:
+            return run.engine, run.engine.n_merged_, None
+        t0 = time.perf_counter()
+        choice, n_final_merges, k = None, None, run.k
+        if run.unknown_k and self.distance_threshold is not None:
+            choice = choose_n_clusters(
+                lambda m: self._engine(m, run.rng), run.feats, self.n_neighbors,
+                distance_threshold=self.distance_threshold, rng=run.rng,
+            )
+        elif run.unknown_k:
+            k = run.raw_choice.n_clusters
+        if choice is not None and choice.cut is not None:
+            final, n_final_merges = choice.engine, choice.cut
         else:
-            final, n_final_merges = engine, engine.n_merged_
+            final = self._engine(run.ks, run.rng)
+            final.start(run.feats, graph=None if choice is None else choice.engine.graph_,
+                        min_clusters=k)
+            final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
+        n_final_merges = final.n_merged_ if n_final_merges is None else n_final_merges
+        run.history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
+                                n_clusters_end=run.n - n_final_merges, epochs=0,
+                                merge_seconds=time.perf_counter() - t0))
+        return final, n_final_merges, choice
 
-        # Everything succeeded: store the fitted state.
-        self.n_neighbors_ = ks
-        self.image_shape_ = image_shape
-        self.sample_shape_ = tuple(sample_shape)
-        self.device_ = device
-        self.input_scaling_ = scaling
-        self.n_initial_clusters_ = n_initial
-        self.eta_ = eta
-        self.embedding_ = feats
-        sf, rc = engine.hierarchy(), final.hierarchy(n_final_merges)
+    def _store_fitted(self, run, final, n_final_merges, choice):
+        """Everything succeeded: set the fitted attributes."""
+        self.n_neighbors_ = run.ks
+        self.image_shape_ = run.image_shape
+        self.sample_shape_ = run.sample_shape
+        self.device_ = run.device
+        self.input_scaling_ = run.scaling
+        self.n_initial_clusters_ = run.n_initial
+        self.eta_ = run.eta
+        self.embedding_ = run.feats
+        sf, rc = run.engine.hierarchy(), final.hierarchy(n_final_merges)
         self.labels_sf_, self.children_sf_ = sf.labels, sf.children
         self.labels_, self.children_ = rc.labels, rc.children
         self.merge_losses_, self.n_clusters_ = rc.merge_losses, rc.n_clusters
-        if unknown_k and choice is None:
-            self.modularity_ = raw_choice.modularity
-            self.cut_ratio_ = raw_choice.cut_ratio
+        if run.unknown_k and choice is None:
+            self.modularity_ = run.raw_choice.modularity
+            self.cut_ratio_ = run.raw_choice.cut_ratio
         self.sigma2_ = final.graph_.sigma2
-        self.history_ = history
-        self.network_ = model.eval()
-        return self
+        self.history_ = run.history
+        self.network_ = run.model.eval()
 
     # ------------------------------------------------------------------ embed
     def _embed_new(self, X):
