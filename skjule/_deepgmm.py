@@ -21,6 +21,7 @@ import copy
 import math
 import os
 import warnings
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,7 +36,7 @@ from torch import nn
 from ._autoencoder import AutoencoderTransformer, reconstruction_error
 from ._checkpoint import Checkpointer, module_digest, random_state_digest
 from ._gdl import GDLClustering
-from ._inputs import resolve_image_shape
+from ._inputs import new_network_input, resolve_image_shape
 from ._networks import resolve_device
 from ._progress import progress_bar
 from ._validation import check_features, check_n_clusters, fit_guard, warn_if_few_distinct
@@ -96,6 +97,18 @@ def separability(means, n_neighbors):
     d2.fill_diagonal_(float("inf"))
     nn_idx = torch.topk(d2, min(n_neighbors, k - 1), dim=1, largest=False).indices
     return ((means[:, None, :] - fixed[nn_idx]) ** 2).sum()
+
+
+@dataclass
+class _Run:
+    """The working state of one deep-GMM fit, passed between its steps."""
+
+    n: int
+    k: int
+    ckpt: object = None
+    history: list = field(default_factory=list)
+    # set by the steps: rng, X_raw, state, n_nb, ae, gmm, labels_init, device,
+    # net, Xt, layer, params, opt, partition
 
 
 def _resumed_models(estimator, state):
@@ -491,158 +504,190 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             return self._fit(X)
 
     def _fit(self, X):
+        run = self._set_up(X)
+        self._pretrain_or_resume(run)
+        self._joint_set_up(run)
+        bar = progress_bar(total=self.pseudo_label_epochs + self.epochs,
+                           desc="deep GMM epochs", enabled=self.verbose > 0,
+                           initial=len(run.history))
+        while self._epoch(run, bar):
+            bar.update(1)
+            bar.set_postfix(loglik=f"{run.history[-1]['log_likelihood']:.3f}")
+        bar.close()
+        self._store_fitted(run)
+        return self
+
+    def _set_up(self, X):
+        """Validate; seed; the checkpointer and its saved state, if any."""
         X2, sample_shape = check_features(self, X, reset=True, min_samples=2)
         n = X2.shape[0]
-        k = check_n_clusters(self.n_clusters, n)
-        warn_if_few_distinct(X2, k)
-        rng = check_random_state(self.random_state)
-        X_raw = X2.reshape((n, *sample_shape))
-        ckpt = None
+        run = _Run(n=n, k=check_n_clusters(self.n_clusters, n))
+        warn_if_few_distinct(X2, run.k)
+        run.rng = check_random_state(self.random_state)
+        run.X_raw = X2.reshape((n, *sample_shape))
         if self.checkpoint_dir is not None:
             # the fit is identified by its data, parameters, seed and given network
             ae_param = self.autoencoder
-            extra = random_state_digest(rng) + (
+            extra = random_state_digest(run.rng) + (
                 module_digest(ae_param.network_)
                 if ae_param is not None and hasattr(ae_param, "network_") else b"")
-            ckpt = Checkpointer(self.checkpoint_dir, self, X2, extra=extra)
-        state = ckpt.load("cpu") if ckpt is not None else None
-        n_nb = k // 2 if self.n_neighbor_components is None else self.n_neighbor_components
+            run.ckpt = Checkpointer(self.checkpoint_dir, self, X2, extra=extra)
+        run.state = run.ckpt.load("cpu") if run.ckpt is not None else None
+        run.n_nb = (run.k // 2 if self.n_neighbor_components is None
+                    else self.n_neighbor_components)
+        return run
 
-        if state is None:
-            ae = self._pretrained(X_raw, int(rng.randint(2**31 - 1)))
-            codes0 = ae.transform(X_raw).astype(np.float64)
-            gmm, labels_init = self._initial_mixture(codes0, k, int(rng.randint(2**31 - 1)))
-        else:  # resume: pretraining and EM are done
-            ae, gmm = _resumed_models(self, state)
-            labels_init = state["labels_init"]
-        device = ae.device_ if self.device == "auto" else resolve_device(self.device)
-        net = ae.network_.to(device)
-        Xt = ae._network_tensor(X_raw)
-        layer = GMMLayer(gmm.means_, gmm.covariances_, gmm.weights_).to(device)
-        params = list(net.parameters()) + list(layer.parameters())
-        opt = torch.optim.SGD([
-            dict(params=list(net.parameters()), base_lr=self.encoder_learning_rate),
-            dict(params=list(layer.parameters()), base_lr=self.learning_rate),
+    def _pretrain_or_resume(self, run):
+        """The pretrained autoencoder and the starting mixture (from a checkpoint
+        when one exists: pretraining and EM are then done)."""
+        if run.state is None:
+            run.ae = self._pretrained(run.X_raw, int(run.rng.randint(2**31 - 1)))
+            codes0 = run.ae.transform(run.X_raw).astype(np.float64)
+            run.gmm, run.labels_init = self._initial_mixture(
+                codes0, run.k, int(run.rng.randint(2**31 - 1)))
+        else:
+            run.ae, run.gmm = _resumed_models(self, run.state)
+            run.labels_init = run.state["labels_init"]
+
+    def _joint_set_up(self, run):
+        """A copy of the pretrained network, the mixture layer and their optimiser."""
+        ae, gmm, state = run.ae, run.gmm, run.state
+        run.device = ae.device_ if self.device == "auto" else resolve_device(self.device)
+        run.net = copy.deepcopy(ae.network_).to(run.device)  # the pretrained one stays
+        run.Xt = new_network_input(ae, run.X_raw)
+        run.layer = GMMLayer(gmm.means_, gmm.covariances_, gmm.weights_).to(run.device)
+        run.params = list(run.net.parameters()) + list(run.layer.parameters())
+        run.opt = torch.optim.SGD([
+            dict(params=list(run.net.parameters()), base_lr=self.encoder_learning_rate),
+            dict(params=list(run.layer.parameters()), base_lr=self.learning_rate),
         ], lr=self.learning_rate, momentum=self.momentum)
-        history, first_epoch = [], 0
         if state is not None and state["epoch"] > 0:
-            net.load_state_dict(state["network"])
-            layer.load_state_dict(state["layer"])
-            opt.load_state_dict(state["optimizer"])
-            history, first_epoch = state["history"], state["epoch"]
+            run.net.load_state_dict(state["network"])
+            run.layer.load_state_dict(state["layer"])
+            run.opt.load_state_dict(state["optimizer"])
+            run.history = state["history"]
         if state is not None:
-            rng.set_state(state["rng"])
+            run.rng.set_state(state["rng"])
+        else:
+            self._save(run)
+        run.partition = torch.from_numpy(np.asarray(run.labels_init, dtype=np.int64))
 
-        def save(epoch):
-            if ckpt is not None:
-                ckpt.save(dict(autoencoder=ae._fitted_state(), gmm=vars(gmm),
-                               labels_init=labels_init, rng=rng.get_state(),
-                               epoch=epoch, history=history, network=net.state_dict(),
-                               layer=layer.state_dict(), optimizer=opt.state_dict()))
+    def _save(self, run):
+        if run.ckpt is not None:
+            run.ckpt.save(dict(
+                autoencoder=run.ae._fitted_state(), gmm=vars(run.gmm),
+                labels_init=run.labels_init, rng=run.rng.get_state(),
+                epoch=len(run.history), history=run.history,
+                network=run.net.state_dict(), layer=run.layer.state_dict(),
+                optimizer=run.opt.state_dict()))
 
-        if state is None:
-            save(0)
-        partition = torch.from_numpy(np.asarray(labels_init, dtype=np.int64))
-        bar = progress_bar(total=self.pseudo_label_epochs + self.epochs, desc="deep GMM epochs",
-                           enabled=self.verbose > 0, initial=first_epoch)
-        epoch = first_epoch
-        while True:
-            # The stage follows from the history alone, so a resumed fit continues alike.
-            n_pseudo = _n_pseudo_label_epochs(history)
-            n_joint = len(history) - n_pseudo
-            pseudo = (n_joint == 0 and n_pseudo < self.pseudo_label_epochs
-                      and not (self.pseudo_label_patience is not None
-                               and _agreement_stalled(history, self.pseudo_label_patience)))
-            if not pseudo and n_joint >= self.epochs:
-                break
-            if not pseudo and n_joint == 0:  # the pseudo-label stage ended early
-                bar.update(self.pseudo_label_epochs - n_pseudo)
-            if pseudo:  # one rate for everything, as in the paper; no decay yet
-                lr = self.learning_rate
-                for group in opt.param_groups:
-                    group["lr"] = lr
+    def _epoch(self, run, bar):
+        """One epoch of the pseudo-label or the joint stage; False when done."""
+        history = run.history
+        # The stage follows from the history alone, so a resumed fit continues alike.
+        n_pseudo = _n_pseudo_label_epochs(history)
+        n_joint = len(history) - n_pseudo
+        pseudo = (n_joint == 0 and n_pseudo < self.pseudo_label_epochs
+                  and not (self.pseudo_label_patience is not None
+                           and _agreement_stalled(history, self.pseudo_label_patience)))
+        if not pseudo and n_joint >= self.epochs:
+            return False
+        if not pseudo and n_joint == 0:  # the pseudo-label stage ended early
+            bar.update(self.pseudo_label_epochs - n_pseudo)
+        if pseudo:  # one rate for everything, as in the paper; no decay yet
+            lr = self.learning_rate
+            for group in run.opt.param_groups:
+                group["lr"] = lr
+        else:
+            decay = self.lr_decay ** (n_joint // self.lr_step)
+            lr = self.learning_rate * decay
+            for group in run.opt.param_groups:
+                group["lr"] = group["base_lr"] * decay
+        sums, n_agree = self._train_epoch(run, pseudo)
+        n = run.n
+        if not np.isfinite(sums).all():
+            raise ValueError(
+                f"Joint training diverged at epoch {len(history)} (non-finite objective). "
+                f"Use a smaller learning_rate (now {self.learning_rate}) or "
+                f"encoder_learning_rate (now {self.encoder_learning_rate})."
+            )
+        layer = run.layer
+        with torch.no_grad():
+            history.append(dict(
+                epoch=len(history), stage="pseudo-label" if pseudo else "joint",
+                agreement=n_agree / n if pseudo else float("nan"),
+                log_likelihood=sums[0], separability=sums[1],
+                reconstruction=sums[2], objective=sums[0] + self.eta * sums[1],
+                learning_rate=lr, min_variance=float(layer.variances.min()),
+                max_variance=float(layer.variances.max()), code_std=sums[3],
+                weight_sum=float(layer.weights.sum()),
+            ))
+        self._save(run)
+        return True
+
+    def _train_epoch(self, run, pseudo):
+        """SGD over one permutation; (mean [loglik, sep, rec, code std], agreements)."""
+        net, layer, device, n = run.net, run.layer, run.device, run.n
+        rec_weight = 0.0 if pseudo else self.reconstruction_weight
+        net.train()
+        sums = np.zeros(4)
+        n_agree = 0
+        perm = run.rng.permutation(n)
+        for start in range(0, n, self.batch_size):
+            idx = torch.from_numpy(perm[start:start + self.batch_size])
+            if idx.numel() < 2:
+                continue
+            xb = run.Xt.index_select(0, idx).to(device)
+            recon, code, _ = net(xb)
+            if pseudo:  # each code's density under its own initial component
+                jl = self._component_log_prob(layer, code)
+                target = run.partition.index_select(0, idx).to(device)
+                loglik = jl.gather(1, target[:, None]).mean()
+                n_agree += int((jl.detach().argmax(1) == target).sum())
             else:
-                decay = self.lr_decay ** (n_joint // self.lr_step)
-                lr = self.learning_rate * decay
-                for group in opt.param_groups:
-                    group["lr"] = group["base_lr"] * decay
-            rec_weight = 0.0 if pseudo else self.reconstruction_weight
-            net.train()
-            sums = np.zeros(4)
-            n_agree = 0
-            perm = rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                idx = torch.from_numpy(perm[start:start + self.batch_size])
-                if idx.numel() < 2:
-                    continue
-                xb = Xt.index_select(0, idx).to(device)
-                recon, code, _ = net(xb)
-                if pseudo:  # each code's density under its own initial component
-                    jl = self._component_log_prob(layer, code)
-                    target = partition.index_select(0, idx).to(device)
-                    loglik = jl.gather(1, target[:, None]).mean()
-                    n_agree += int((jl.detach().argmax(1) == target).sum())
-                else:
-                    loglik = torch.logsumexp(self._component_log_prob(layer, code), dim=1).mean()
-                sep = separability(layer.means, n_nb)
-                rec = reconstruction_error(recon, xb)
-                loss = -(loglik + self.eta * sep) + rec_weight * rec
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                opt.step()
-                sums += idx.numel() * np.array(
-                    [float(loglik.detach()), float(sep.detach()), float(rec.detach()),
-                     float(code.detach().std(0).mean())])
-            sums /= max(n, 1)
-            if not np.isfinite(sums).all():
-                raise ValueError(
-                    f"Joint training diverged at epoch {epoch} (non-finite objective). "
-                    f"Use a smaller learning_rate (now {self.learning_rate}) or "
-                    f"encoder_learning_rate (now {self.encoder_learning_rate})."
-                )
-            with torch.no_grad():
-                history.append(dict(
-                    epoch=epoch, stage="pseudo-label" if pseudo else "joint",
-                    agreement=n_agree / n if pseudo else float("nan"),
-                    log_likelihood=sums[0], separability=sums[1],
-                    reconstruction=sums[2], objective=sums[0] + self.eta * sums[1],
-                    learning_rate=lr, min_variance=float(layer.variances.min()),
-                    max_variance=float(layer.variances.max()), code_std=sums[3],
-                    weight_sum=float(layer.weights.sum()),
-                ))
-            epoch += 1
-            save(epoch)
-            bar.update(1)
-            bar.set_postfix(loglik=f"{sums[0]:.3f}")
-        bar.close()
+                loglik = torch.logsumexp(self._component_log_prob(layer, code), dim=1).mean()
+            sep = separability(layer.means, run.n_nb)
+            rec = reconstruction_error(recon, xb)
+            loss = -(loglik + self.eta * sep) + rec_weight * rec
+            run.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(run.params, self.max_grad_norm)
+            run.opt.step()
+            sums += idx.numel() * np.array(
+                [float(loglik.detach()), float(sep.detach()), float(rec.detach()),
+                 float(code.detach().std(0).mean())])
+        return sums / max(n, 1), n_agree
 
-        net.eval()
-        ae.network_ = net
-        ae.device_ = device
+    def _store_fitted(self, run):
+        """The trained autoencoder, the mixture (components in first-appearance
+        order) and the labels, as fitted attributes."""
+        run.net.eval()
+        trained = run.ae._fitted_state()
+        trained["network"] = run.net.state_dict()
+        ae = clone(run.ae)._load_fitted_state(trained, run.device)
+        layer, k = run.layer, run.k
         with torch.no_grad():
             # float64 from the free parameters: an exact simplex, positive variances
             means = layer.means.detach().to("cpu", torch.float64).numpy()
             variances = torch.exp(2 * layer.log_std.detach().to("cpu", torch.float64)).numpy()
             weights = torch.softmax(layer.logits.detach().to("cpu", torch.float64), 0).numpy()
-        component = self._posterior(ae.transform(X_raw), means, variances,
+        component = self._posterior(ae.transform(run.X_raw), means, variances,
                                     weights)[1].argmax(axis=1)
         order = _first_appearance_order(component, k)
         means, variances, weights = means[order], variances[order], weights[order]
         rank = np.empty(k, dtype=np.int64)
         rank[order] = np.arange(k)
         self.autoencoder_ = ae
-        self.gmm_init_ = gmm
-        self.labels_init_ = labels_init
+        self.gmm_init_ = run.gmm
+        self.labels_init_ = run.labels_init
         self.means_ = means
         self.covariances_ = variances
         self.weights_ = weights
-        self.history_ = history
-        self.n_pseudo_label_epochs_ = _n_pseudo_label_epochs(history)
-        self.n_neighbor_components_ = n_nb
+        self.history_ = run.history
+        self.n_pseudo_label_epochs_ = _n_pseudo_label_epochs(run.history)
+        self.n_neighbor_components_ = run.n_nb
         self.labels_ = rank[component]  # the components renumbered by `order`
-        return self
 
     def _initial_mixture(self, codes, k, seed):
         """The starting mixture and the partition it was made from."""

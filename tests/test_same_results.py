@@ -61,3 +61,28 @@ def test_jule_results_unchanged(data):
         warnings.simplefilter("ignore")
         j = JULEClustering(10, epochs_per_period=1, embedding_dim=16, random_state=0).fit(X)
     assert _digest(j.labels_, j.children_, j.labels_sf_, j.children_sf_) == "f4dd88d23072b3cf"
+
+
+@pytest.mark.parametrize("variant, expected", [
+    ("em", "634bf02d5cbcc66c"),
+    ("gdl", "7c43c194aa1b3d16"),
+])
+def test_deepgmm_results_unchanged(data, variant, expected):
+    torch = pytest.importorskip("torch")
+    if torch.__version__ != "2.13.0+cpu":
+        pytest.skip("the reference hash was taken with torch 2.13.0+cpu")
+    from skjule import AutoencoderTransformer, DeepGMMClustering
+
+    X = data[0][:500]
+    stages = (dict(epochs=3) if variant == "em"
+              else dict(epochs=2, pseudo_label_epochs=2, init="gdl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = DeepGMMClustering(10, batch_size=100, random_state=0, **stages,
+                              autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2)
+                              ).fit(X)
+    h = hashlib.sha256()
+    h.update(d.labels_.astype(np.int64).tobytes())
+    h.update(np.round(d.means_, 5).tobytes())
+    h.update(np.round(d.transform(X), 4).tobytes())
+    assert h.hexdigest()[:16] == expected
