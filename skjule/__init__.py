@@ -4,7 +4,7 @@ The agglomerative engine (:class:`GDLClustering`, :class:`MergeEngine`,
 :func:`cut_hierarchy`) and :func:`clustering_accuracy` need only numpy, numba
 and pynndescent: ``import skjule`` never imports torch. The deep estimators
 (:class:`JULEClustering`, :class:`JULETransformer`, :class:`DeepGMMClustering`,
-:class:`AutoencoderTransformer`) need PyTorch (``pip install 'skjule[deep]'``)
+:class:`AutoencoderTransformer`) and :class:`FeatureExtractor` need PyTorch (``pip install 'skjule[deep]'``)
 and are imported on first access (PEP 562).
 """
 
@@ -12,6 +12,8 @@ import importlib as _importlib
 
 from ._gdl import GDLClustering
 from ._merge import MergeEngine, cut_hierarchy
+from ._outliers import find_near_duplicates, least_typical, small_clusters_as_noise
+from ._report import export_clusters, write_report
 from ._version import __version__
 from .metrics import clustering_accuracy
 
@@ -20,6 +22,7 @@ from .metrics import clustering_accuracy
 _LAZY = {
     "AutoencoderTransformer": "._autoencoder",
     "DeepGMMClustering": "._deepgmm",
+    "FeatureExtractor": "._features",
     "JULEClustering": "._jule",
     "JULETransformer": "._jule",
 }
@@ -27,12 +30,18 @@ _LAZY = {
 __all__ = [
     "AutoencoderTransformer",
     "DeepGMMClustering",
+    "FeatureExtractor",
     "GDLClustering",
     "JULEClustering",
     "JULETransformer",
     "MergeEngine",
     "clustering_accuracy",
     "cut_hierarchy",
+    "export_clusters",
+    "find_near_duplicates",
+    "least_typical",
+    "small_clusters_as_noise",
+    "write_report",
     "__version__",
 ]
 

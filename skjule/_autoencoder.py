@@ -197,7 +197,7 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
     n_features_in_ : int
         Number of features seen during ``fit`` (the flattened size of a
         sample).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
         example); ``transform`` then checks that it gets the same columns in

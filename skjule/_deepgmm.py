@@ -326,7 +326,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during ``fit`` (the flattened size of a
         sample).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
         example); ``predict`` and the other methods then check that they get

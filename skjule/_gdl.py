@@ -153,7 +153,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         clusters of the small-cluster cut's size), the last merges were
         redone from this many clusters with Ward's size-weighted criterion on
         the cluster centroids; a warning says so if even that failed.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
         example); ``predict`` then checks that it gets the same columns in

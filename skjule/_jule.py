@@ -109,6 +109,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         "verbose": ["verbose"],
         "checkpoint_dir": [str, os.PathLike, None],
         "backbone": [callable, None],
+        "freeze_backbone": ["boolean"],
     }
 
     def __init__(
@@ -146,6 +147,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         verbose=0,
         checkpoint_dir=None,
         backbone=None,
+        freeze_backbone=False,
     ):
         self.n_clusters = n_clusters
         self.distance_threshold = distance_threshold
@@ -179,6 +181,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
         self.backbone = backbone
+        self.freeze_backbone = freeze_backbone
 
     # ------------------------------------------------------------------ pieces
     def _engine(self, n_neighbors, rng):
@@ -194,7 +197,7 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             torch.manual_seed(seed)
             if self.backbone is not None:
                 return wrap_backbone(self.backbone, image_shape, n_features,
-                                     self.embedding_dim)
+                                     self.embedding_dim, freeze=self.freeze_backbone)
             if image_shape is None:
                 return build_mlp(n_features, self.embedding_dim)
             return build_cnn(image_shape, self.embedding_dim)
@@ -542,6 +545,14 @@ class JULEClustering(ClusterMixin, _JULEBase):
         ``embedding_dim`` and L2 normalisation are added on top, as in the
         paper. The module is copied: the one passed in is never trained.
         Inputs reach it standardised by one global mean and std.
+    freeze_backbone : bool, default=False
+        Train only the linear head on top of ``backbone``: the backbone's
+        parameters get ``requires_grad=False`` and it stays in eval mode
+        (BatchNorm statistics and dropout frozen) through the whole fit, so
+        JULE clusters fixed (e.g. pretrained) features through a learned
+        projection; faster, and nothing learned before is lost. ``False``
+        fine-tunes the copied backbone with the head. No effect without a
+        ``backbone``.
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written at the end of every period (network,
         optimiser, random states, clusters). A fit that is killed and started
@@ -589,7 +600,7 @@ class JULEClustering(ClusterMixin, _JULEBase):
     n_features_in_ : int
         Number of features seen during ``fit`` (the flattened size of a
         sample).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
         example); ``predict`` and ``transform`` then check that they get the
@@ -683,7 +694,7 @@ class JULETransformer(_JULEBase):
     n_features_in_ : int
         Number of features seen during ``fit`` (the flattened size of a
         sample).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings (a pandas DataFrame, for
         example); ``transform`` then checks that it gets the same columns in

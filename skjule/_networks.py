@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "resolve_device", "wrap_backbone"]
+__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "FrozenModule", "resolve_device",
+           "wrap_backbone"]
 
 _TARGET = 10
 
@@ -91,11 +92,37 @@ def build_mlp(n_features, embedding_dim=160, hidden=512):
     return model
 
 
-def wrap_backbone(backbone, image_shape, n_features, embedding_dim):
+class FrozenModule(nn.Module):
+    """A module that is never trained: no gradients, always in eval mode.
+
+    Its parameters get ``requires_grad=False`` (an optimiser given them leaves
+    them alone: they never receive a gradient), it runs under
+    ``torch.no_grad()`` and ``train()`` keeps it in eval mode, so BatchNorm
+    statistics and dropout stay frozen while the modules around it train.
+    """
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        module.requires_grad_(False)
+        module.eval()
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.module.eval()
+        return self
+
+    def forward(self, x):
+        with torch.no_grad():
+            return self.module(x)
+
+
+def wrap_backbone(backbone, image_shape, n_features, embedding_dim, freeze=False):
     """A user's module (or a builder of one) + linear head + L2 normalisation.
 
     A dry run on two zero inputs checks that it maps ``(batch, ...)`` to
-    ``(batch, d)`` and finds ``d``.
+    ``(batch, d)`` and finds ``d``. With ``freeze``, the backbone is wrapped
+    in :class:`FrozenModule`: only the head trains.
     """
     in_shape = (n_features,) if image_shape is None else \
         (image_shape[2], image_shape[0], image_shape[1])
@@ -127,7 +154,7 @@ def wrap_backbone(backbone, image_shape, n_features, embedding_dim):
             f"returned {shape}. End it with torch.nn.Flatten() (or pooling) so that it "
             "outputs one feature vector per sample."
         )
-    model = Embedder(body, int(out.shape[1]), embedding_dim)
+    model = Embedder(FrozenModule(body) if freeze else body, int(out.shape[1]), embedding_dim)
     _init_gaussian(model.head)
     return model
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from skjule._cli import main
+from skjule._cli import CSV_HEADER, main
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def png_folder(tmp_path_factory):
 def _read_csv(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["file", "cluster"]
+    assert rows[0] == CSV_HEADER
+    assert CSV_HEADER[:2] == ["file", "cluster"]  # the first two columns never change
     return rows[1:]
 
 
@@ -78,7 +79,7 @@ def test_installed_command_runs_and_prints_csv(png_folder):
          "gdl"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert lines[0] == "file,cluster" and len(lines) == 91
+    assert lines[0] == ",".join(CSV_HEADER) and len(lines) == 91
     assert "90 samples -> 3 clusters" in proc.stderr
     for cmd in (["--help"], ["cluster", "--help"], ["benchmark", "--help"]):
         h = subprocess.run([sys.executable, "-m", "skjule", *cmd], capture_output=True,
@@ -288,7 +289,7 @@ def test_out_dash_is_standard_output(features, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["cluster", str(features), "-k", "3", "--method", "gdl", "--out", "-",
                  "-q"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "file,cluster"
+    assert capsys.readouterr().out.splitlines()[0].startswith("file,cluster,")
     assert not (tmp_path / "-").exists()
 
 

@@ -12,12 +12,17 @@ order, and runs :func:`skjule._cli.main` in-process. Every example must
 * on failure, print exactly one ``skjule: error:`` line, no traceback, and
   leave every file and folder exactly as it was;
 * never modify the input, whatever happens;
-* leave no temporary file behind.
+* leave no temporary file behind;
+* on success, write what was asked: the CSV (noise labels -1 with
+  ``--min-cluster-size``), the contact sheets, the HTML report (one section
+  per cluster) and the export folder (one entry per photo, the user's files
+  in a reused export folder kept, the earlier export's entries replaced).
 
 ``FUZZ_EXAMPLES`` sets the number of examples (default 50).
 """
 
 import contextlib
+import csv
 import hashlib
 import io
 import os
@@ -33,7 +38,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from skjule._cli import _SHEET_TAG, main
+from skjule._cli import _SHEET_TAG, CSV_HEADER, main
+from skjule._report import export_clusters
 
 N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 50))
 TIME_LIMIT = 60  # seconds: a hard limit per example (a hang fails the test)
@@ -47,6 +53,10 @@ OUTS = ["none", "dash", "new", "existing", "input", "input_link", "hard_link", "
         "under_a_file"]
 MONTAGES = ["none", "new", "new_nested", "empty_folder", "old_sheets", "file",
             "in_input_folder", "same_as_out", "input"]
+REPORTS = ["none", "new", "existing", "folder", "same_as_out", "in_input_folder_png",
+           "missing_parent"]
+EXPORTS = ["none", "new", "new_nested", "empty_folder", "old_export", "user_folder",
+           "file", "in_input_folder", "around_input", "same_as_montage", "input"]
 
 
 class _Timeout(BaseException):
@@ -175,8 +185,10 @@ def _make_input(root, kind, n, seed, cut):
     return folder, n
 
 
-def _make_outputs(root, inp, out_kind, montage_kind):
-    """Create what the output choices need; return (--out value, --montage value)."""
+def _make_outputs(root, inp, out_kind, montage_kind, report_kind="none",
+                  export_kind="none"):
+    """Create what the output choices need; return the values of --out, --montage,
+    --report and --export (None: not given)."""
     (root / "existing.csv").write_text("the user's data\n")
     (root / "a_folder").mkdir()
     (root / "a_file").write_text("x")
@@ -207,7 +219,30 @@ def _make_outputs(root, inp, out_kind, montage_kind):
             _png(old / f"cluster_{k}.png", np.full((4, 4), 9 * k, np.uint8), sheet=True)
         _png(old / "cluster_9.png", np.zeros((3, 3), np.uint8))  # the user's own
         (old / "notes.txt").write_text("the user's notes\n")
-    return (None if out is None else str(out)), (None if montage is None else str(montage))
+    report = {
+        "none": None, "new": root / "report.html", "existing": root / "existing.csv",
+        "folder": root / "a_folder", "missing_parent": root / "no" / "r.html",
+        "same_as_out": out if out not in (None, "-", "") else root / "report.html",
+        "in_input_folder_png": inp / "r.png" if inp.is_dir() else root / "r.png",
+    }[report_kind]
+    export = {
+        "none": None, "new": root / "sorted", "new_nested": root / "x" / "y" / "sorted",
+        "empty_folder": root / "a_folder", "old_export": root / "old_export",
+        "user_folder": root / "user", "file": root / "a_file",
+        "in_input_folder": inp / "sorted" if inp.is_dir() else root / "sorted",
+        "around_input": root, "input": inp,
+        "same_as_montage": montage if montage is not None else root / "sorted",
+    }[export_kind]
+    if export_kind == "old_export":  # an earlier run's export, and the user's additions
+        (root / "old_src").mkdir()
+        _png(root / "old_src" / "x.png", np.zeros((3, 3), np.uint8))
+        export_clusters([root / "old_src" / "x.png"], [0], root / "old_export")
+        (root / "old_export" / "notes.txt").write_text("the user's notes\n")
+        (root / "old_export" / "cluster_00" / "mine.txt").write_text("mine\n")
+    if export_kind == "user_folder":
+        (root / "user").mkdir()
+        (root / "user" / "cluster_00").write_text("a file of the user's\n")
+    return tuple(None if v is None else str(v) for v in (out, montage, report, export))
 
 
 def _one_of(draw, good, bad, bad_one_in=12):
@@ -253,11 +288,26 @@ def cases(draw):
         options.append(["--random-state", _one_of(draw, ["3", "0"], ["-1", "99999999999"])])
     if _sometimes(draw, 4):
         options.append(["--grey"])
+    if _sometimes(draw, 4):
+        options.append(["--min-cluster-size", _one_of(draw, ["2", "3", "20"], ["0"])])
+    if _sometimes(draw, 4):
+        options.append(["--least-typical", _one_of(draw, ["0", "0.5", "1"], ["2", "x"])])
+    if _sometimes(draw, 5):
+        options.append(["--duplicate-bits", _one_of(draw, ["0", "12"], ["65"])])
     if _sometimes(draw, 20):
         options.append(["--no-such-option"])
-    n_pieces = 1 + len(options) + (out != "none") + (montage != "none")
+    report = _one_of(draw, ["none", "none", "new", "existing"], REPORTS, bad_one_in=6)
+    # (--export takes a folder of images only: other inputs mostly go without it)
+    export = _one_of(draw, ["none", "none", "new", "new_nested", "old_export",
+                            "empty_folder", "user_folder"]
+                     if kind.startswith("folder") else ["none"], EXPORTS, bad_one_in=6)
+    if _sometimes(draw, 3 if export != "none" else 30):  # without --export: an error
+        options.append(["--copy"])
+    n_pieces = (1 + len(options) + (out != "none") + (montage != "none")
+                + (report != "none") + (export != "none"))
     order = draw(st.permutations(range(n_pieces)))
     return dict(kind=kind, n=n, seed=seed, cut=cut, out=out, montage=montage,
+                report=report, export=export,
                 options=options, order=order, force=["--force"] in options)
 
 
@@ -288,11 +338,13 @@ def _temporaries(root):
             if f.endswith(".skjule-tmp") or f.startswith(".skjule-probe")]
 
 
-def _case(kind, out, montage, *options, n=9):
+def _case(kind, out, montage, *options, n=9, report="none", export="none"):
     options = [["--method", "gdl"], ["-k", "3"], *options]
-    n_pieces = 1 + len(options) + (out != "none") + (montage != "none")
+    n_pieces = (1 + len(options) + (out != "none") + (montage != "none")
+                + (report != "none") + (export != "none"))
     return dict(kind=kind, n=n, seed=0, cut=0, out=out, montage=montage, options=options,
-                order=list(range(n_pieces)), force=["--force"] in options)
+                report=report, export=export, order=list(range(n_pieces)),
+                force=["--force"] in options)
 
 
 @settings(max_examples=N_EXAMPLES, deadline=timedelta(seconds=15),
@@ -308,16 +360,27 @@ def _case(kind, out, montage, *options, n=9):
 @example(case=_case("truncated_npz", "new", "none"))
 @example(case=_case("strings_npy", "new", "none"))
 @example(case=_case("folder_bad_image", "new", "new"))
+@example(case=_case("folder", "new", "none", ["--min-cluster-size", "3"], ["--force"],
+                    report="new", export="old_export"))
+@example(case=_case("folder", "none", "new", ["--copy"], report="existing",
+                    export="user_folder"))
+@example(case=_case("folder", "none", "none", ["--force"], export="around_input"))
+@example(case=_case("images_npy", "none", "none", report="new", export="new"))
 def test_cli_never_destroys_data_and_fails_in_one_line(case):
     with tempfile.TemporaryDirectory() as tmp, _time_limit(TIME_LIMIT):
         root = Path(tmp)
         inp, n_samples = _make_input(root, case["kind"], case["n"], case["seed"], case["cut"])
-        out, montage = _make_outputs(root, inp, case["out"], case["montage"])
+        out, montage, report, export = _make_outputs(
+            root, inp, case["out"], case["montage"], case["report"], case["export"])
         pieces = [[str(inp)]] + case["options"]
         if out is not None:
             pieces.append(["--out", out])
         if montage is not None:
             pieces.append(["--montage", montage])
+        if report is not None:
+            pieces.append(["--report", report])
+        if export is not None:
+            pieces.append(["--export", export])
         assert len(pieces) == len(case["order"])
         # the path and the options in any order
         argv = ["cluster"] + [a for i in case["order"] for a in pieces[i]] + ["-q"]
@@ -354,37 +417,90 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         assert case["montage"] != "old_sheets" or case["force"], argv
         assert not (inp.is_dir() and case["out"] == "in_input_folder_png"), argv
         assert not (inp.is_dir() and case["montage"] == "in_input_folder"), argv
+        assert case["report"] not in ("folder", "missing_parent"), argv
+        assert case["report"] != "existing" or case["force"], argv
+        assert not (inp.is_dir() and case["report"] == "in_input_folder_png"), argv
+        assert case["export"] not in ("file", "in_input_folder", "around_input",
+                                      "input"), argv
+        assert case["export"] in ("none", "empty_folder", "new", "new_nested") or \
+            case["force"], argv
+        assert case["export"] == "none" or inp.is_dir(), argv
+        assert ["--copy"] not in case["options"] or case["export"] != "none", argv
+        assert len({out, montage, report, export} - {None, "-"}) == len(
+            [v for v in (out, montage, report, export) if v not in (None, "-")]), argv
         assert case["kind"] != "two_arrays_npz" or ["--key", "a"] in case["options"], argv
         assert case["kind"] != "folder_two_sizes" or any(
             o[0] == "--resize" for o in case["options"]), argv
         assert n_samples is not None, (argv, case["kind"])
         # the promised outputs
         if out in (None, "-"):
-            rows = stdout.splitlines()
+            text = stdout
         else:
             assert stdout == ""
-            rows = Path(out).read_text().splitlines()
-        assert rows[0] == "file,cluster"
+            text = Path(out).read_text()
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == CSV_HEADER
         if n_samples != "maybe":
             assert len(rows) == 1 + n_samples, argv
-        n_clusters = len({r.rsplit(",", 1)[1] for r in rows[1:]})
+        labels = [int(r[1]) for r in rows[1:]]
+        clusters = sorted(set(labels) - {-1})
+        assert clusters == list(range(len(clusters))), labels
+        min_size = next((int(o[1]) for o in case["options"]
+                         if o[0] == "--min-cluster-size"), 1)
+        assert all(labels.count(k) >= min_size for k in clusters), (argv, labels)
         if montage is not None:
             folder = Path(montage)
             sheets = sorted(p.name for p in folder.iterdir() if _is_tagged(p))
-            width = len(str(n_clusters - 1))
-            assert sheets == sorted(f"cluster_{k:0{width}d}.png" for k in range(n_clusters))
+            width = len(str(max(len(clusters) - 1, 0)))
+            assert sheets == sorted([f"cluster_{k:0{width}d}.png" for k in clusters]
+                                    + (["noise.png"] if -1 in labels else []))
             if case["montage"] == "old_sheets":  # the user's files are kept
                 assert (folder / "notes.txt").read_text() == "the user's notes\n"
                 assert (folder / "cluster_9.png").exists()
+        if report is not None:
+            page = Path(report).read_text(encoding="utf-8")
+            assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+            for k in clusters:
+                assert f'data-cluster="{k}"' in page, argv
+            assert ("data-cluster=\"-1\"" in page) == (-1 in labels)
+        if export is not None:
+            _check_export(Path(export), rows, inp, case["export"],
+                          ["--copy"] in case["options"])
         # nothing else changed
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
         allowed = set()
-        for target in (out, montage):
+        for target in (out, montage, report, export):
             if target not in (None, "-"):
                 rel = os.path.relpath(target, root)
                 allowed |= {k for k in changed if k == rel or k.startswith(rel + os.sep)}
                 allowed |= {k for k in changed if rel.startswith(k + os.sep)}  # new parents
         assert changed <= allowed, (argv, changed - allowed)
+
+
+def _check_export(folder, rows, inp, kind, copy):
+    """Every photo is in the export exactly once, as a link to it (or a copy); the
+    user's files are kept and the earlier export's entries are gone."""
+    with open(folder / "index.csv", newline="") as f:
+        index = list(csv.reader(f))
+    assert index[0][:5] == CSV_HEADER and index[0][5] == "exported_as"
+    assert [r[:5] for r in index[1:]] == rows[1:]
+    exported = set()
+    for r in index[1:]:
+        p = folder / r[5]
+        top = "noise" if r[1] == "-1" else f"cluster_{int(r[1]):02d}"
+        # (a name taken by a file of the user's gets a number)
+        assert r[5].split("/")[0] in (top, f"{top} (2)"), r
+        assert ("/_least_typical/" in r[5]) == (r[3] == "1")
+        assert os.path.islink(p) != copy
+        assert (inp / r[0]).read_bytes() == p.read_bytes()
+        exported.add(r[5])
+    files = {os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
+             for d, _, fs in os.walk(folder) for f in fs}
+    mine = {"old_export": {"notes.txt", "cluster_00/mine.txt"},
+            "user_folder": {"cluster_00"}}.get(kind, set())
+    assert files == exported | {"index.csv", ".skjule-export.json"} | mine, files
+    if kind == "old_export":
+        assert (folder / "notes.txt").read_text() == "the user's notes\n"
 
 
 @st.composite

@@ -135,3 +135,24 @@ else:
 print("ok")
 """)
     assert out.strip().endswith("ok")
+
+
+def test_cli_clusters_features_without_torch(tmp_path):
+    out = run_python(BLOCK_TORCH + BLOBS + f"""
+import contextlib, io
+np.save({str(tmp_path / "X.npy")!r}, X)
+from skjule._cli import main
+
+rc = main(["cluster", {str(tmp_path / "X.npy")!r}, "-k", "3", "--method", "gdl",
+           "--out", {str(tmp_path / "labels.csv")!r}, "--quiet"])
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc_jule = main(["cluster", {str(tmp_path / "X.npy")!r}, "-k", "3", "--method", "jule",
+                    "--out", {str(tmp_path / "jule.csv")!r}, "--quiet"])
+print(rc, rc_jule, repr(err.getvalue()))
+assert "torch" not in sys.modules
+""")
+    rc, rc_jule, err = out.strip().split(" ", 2)
+    assert rc == "0" and (tmp_path / "labels.csv").exists()
+    assert rc_jule == "1" and "skjule[deep]" in err and "Traceback" not in err
+    assert not (tmp_path / "jule.csv").exists()

@@ -15,6 +15,7 @@ from ._fetchers import (
     fetch_usps,
 )
 from ._image_folder import load_image_folder
+from ._stream import ImageBatch, ImageStream, list_image_files
 
 __all__ = [
     "clear_data_home",
@@ -24,5 +25,8 @@ __all__ = [
     "fetch_mnist",
     "fetch_usps",
     "get_data_home",
+    "list_image_files",
     "load_image_folder",
+    "ImageBatch",
+    "ImageStream",
 ]

@@ -276,7 +276,11 @@ def _header(im, colour_wanted):
 
 
 def _pixels(im, *, rgb, as_float, size, resize):
-    """The pixels of an opened image as an (H, W) or (H, W, 3) array."""
+    """The pixels of an opened image as an (H, W) or (H, W, 3) array.
+
+    ``size=None`` keeps the size the image decodes to (used by the streaming
+    reader, which resizes, crops or pads itself).
+    """
     from PIL import Image
 
     depth = _depth(im)  # before anything loads the pixels (see _depth)
@@ -287,7 +291,7 @@ def _pixels(im, *, rgb, as_float, size, resize):
             im = im.convert(target)
         except ValueError:  # no direct conversion (e.g. LAB -> L): through RGB
             im = im.convert("RGB").convert(target)
-        if im.size[::-1] != size:
+        if size is not None and im.size[::-1] != size:
             if not resize:
                 raise _Unreadable(_size_changed(im.size[::-1], size))
             im = im.resize(size[::-1], Image.Resampling.LANCZOS)
@@ -306,7 +310,7 @@ def _pixels(im, *, rgb, as_float, size, resize):
     else:
         a /= scale
     a = a.astype(np.float32)
-    if a.shape != size:
+    if size is not None and a.shape != size:
         if not resize:
             raise _Unreadable(_size_changed(a.shape, size))
         lo, hi = a.min(), a.max()
