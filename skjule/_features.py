@@ -298,7 +298,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Returns
         -------
-        features : ndarray of shape (n_images, n_features_out_), float32
+        features : ndarray of shape (n_images, n_features_out), float32
             One row per image, in input order (without the rows of files
             skipped with ``on_error='skip'``).
         """
