@@ -247,16 +247,28 @@ class MergeEngine:
         same = np.ones(n, dtype=bool)
         same[ends - 1] = False
         self._nxt[order[same]] = order[np.flatnonzero(same) + 1]
-        self._S = K.build_affinities(
-            g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights, self._label, m
-        )
-        kc = int(self.n_cluster_neighbors)
-        self._top = K.make_top(m, kc, self._top_buffer)
-        self._loss = K.init_losses(self._S, self._size, self._alive, self._top,
-                                  float(self.lam), kc)
+        self._S = K.build_affinities(K.Graph.of(g), self._label, m)
+        crit = self._criterion()
+        self._top = K.make_top(m, crit.kc, self._top_buffer)
+        self._loss = K.init_losses(self._S, self._partition(), self._top, crit)
         self._tree = K.tree_init(self._loss)
-        self._work = K.make_work(n, m, self._top[0].shape[1])
+        self._work = K.make_work(n, m, self._top.idx.shape[1])
         self._n_alive = int(self._alive.sum())
+
+    # The kernels' view of the state (:mod:`skjule._merge_kernels`): named
+    # tuples of the engine's arrays, built per call (the arrays are shared,
+    # so the kernels change the engine's state in place; ``self._S`` is
+    # replaced when its pool grows).
+    def _criterion(self):
+        return K.Criterion(int(self.n_cluster_neighbors), float(self.lam), bool(self.fast))
+
+    def _partition(self):
+        return K.Partition(self._label, self._size, self._head, self._tail, self._nxt,
+                           self._alive)
+
+    def _kernel_state(self):
+        return K.State(self._S, self._partition(), K.Graph.of(self.graph_), self._top,
+                       self._loss, self._tree, self._criterion(), self._work)
 
     def rebuild(self, X, graph=None):
         """New features, same clusters: recompute graph, affinities and losses."""
@@ -349,23 +361,14 @@ class MergeEngine:
         """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
         return relabel_first_appearance(self._label)
 
-    #: Names of the work counters of :meth:`work_counts`.
-    WORK_COUNTERS = (
-        "merges",              # graph merges since the last (re)start
-        "member_edges",        # out- and in-edges of the absorbed cluster's samples
-        "cross_term_in_edges",  # in-edges of their neighbours read for the cross terms
-        "neighbour_walk",      # neighbouring clusters of the merged cluster visited
-        "lists_updated",       # of those, neighbour lists that may have changed
-        "flagged",             # clusters whose S entries with the merged cluster grew
-        "absorbed_neighbours",  # neighbouring clusters of the absorbed cluster
-        "lists_rebuilt",       # neighbour lists rebuilt from a whole S row
-        "rebuild_entries",     # S entries read by those rebuilds
-    )
+    #: Names of the work counters of :meth:`work_counts` (described in
+    #: :data:`skjule._merge_kernels.WORK_COUNTERS`).
+    WORK_COUNTERS = K.WORK_COUNTERS
 
     def work_counts(self):
         """What the merges since the last :meth:`start` or :meth:`rebuild` read,
         as a dict of the :attr:`WORK_COUNTERS` (for profiling the growth with n)."""
-        return dict(zip(self.WORK_COUNTERS, (int(v) for v in self._work[-1])))
+        return dict(zip(self.WORK_COUNTERS, (int(v) for v in self._work.count)))
 
     def affinity(self, a, b):
         """GDL affinity of the live cluster slots ``a`` and ``b``."""
@@ -383,14 +386,8 @@ class MergeEngine:
         self._merge_losses[r] = loss
 
     def _merge(self, a, b, loss):
-        g = self.graph_
         while True:
-            kept = K.merge(
-                a, b, self._S, self._size, self._label, self._head, self._tail, self._nxt,
-                self._alive, g.indices, g.weights, g.in_indptr, g.in_indices, g.in_weights,
-                self._top, int(self.n_cluster_neighbors), self._loss, self._tree,
-                float(self.lam), self._work, bool(self.fast),
-            )
+            kept = K.merge(a, b, self._kernel_state())
             if kept >= 0:
                 break
             self._S = _rows.grow(self._S)
@@ -410,17 +407,12 @@ class MergeEngine:
         return self._n_alive < before
 
     def _loop(self, n_stop, large_min_size=0, n_large_stop=-1, bar=None, max_steps=_CHUNK):
-        g = self.graph_
         while True:
             before = self._n_alive
             status, self._n_alive, self._next_node, self._n_merged = K.merge_loop(
+                self._kernel_state(), K.History(self._node, self._children, self._merge_losses),
+                self._n_alive, self._next_node, self._n_merged,
                 n_stop, large_min_size, n_large_stop, max_steps,
-                self._S, self._size, self._label, self._head, self._tail, self._nxt,
-                self._alive, g.indices, g.weights, g.in_indptr, g.in_indices,
-                g.in_weights, self._top, int(self.n_cluster_neighbors), self._loss, self._tree,
-                float(self.lam), self._work, bool(self.fast),
-                self._n_alive, self._node, self._next_node, self._children,
-                self._merge_losses, self._n_merged,
             )
             if bar is not None:
                 bar.update(before - self._n_alive)
@@ -486,7 +478,7 @@ class MergeEngine:
 
     def merge_isolated(self, n_stop):
         """Attach clusters with no affinity to any other to the nearest centroid."""
-        isolated = np.flatnonzero(self._alive & (self._top[0][:, 0] < 0))
+        isolated = np.flatnonzero(self._alive & (self._top.idx[:, 0] < 0))
         if isolated.size and self._n_alive > n_stop:
             self._centroid_merges(isolated, np.ones_like(self._alive), n_stop)
 

@@ -4,16 +4,15 @@ The merge engine keeps, for every cluster ``i``, the map ``{j: S(j <- i)}``
 over its neighbouring clusters (see :mod:`skjule._merge_kernels`). It used to
 be a numba typed ``Dict`` per cluster; every lookup then went through the
 dict's C runtime and atomic reference counts on the dict. Here all rows live in two flat arrays (int32 keys,
-float64 values: 12 bytes a slot):
-
-``R = (off, cap, cnt, keys, vals, meta)``
+float64 values: 12 bytes a slot), held by the named tuple
+:class:`Rows` ``R = Rows(off, cap, cnt, keys, vals, meta)``:
 
 * row ``i`` is an open-addressing table (linear probing, backward-shift
   deletion, so no tombstones) of ``cap[i]`` slots (a power of two, or 0) at
   ``keys[off[i]:off[i] + cap[i]]`` / ``vals[...]``, holding ``cnt[i]`` keys,
   at most half full; an empty slot has key ``-1``;
-* ``meta[0]`` is the end of the used part of the pool, ``meta[1]`` the space
-  a failed :func:`room` asked for.
+* ``meta[END]`` is the end of the used part of the pool, ``meta[ASKED]`` the
+  space a failed :func:`room` asked for.
 
 A row that must grow moves to the end of the pool (its old slots become a
 hole); :func:`room` compacts the pool in place when the end is reached, and
@@ -22,6 +21,8 @@ which enlarges the arrays (:func:`grow`) and calls again. Keys are ints >= 0.
 Iteration is over slots: ``for s in range(off[i], off[i] + cap[i])`` with
 ``keys[s] >= 0``.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,6 +33,22 @@ _INLINE = dict(_NJIT, inline="always")
 _MIN_CAP = 4
 # Keys are row numbers (clusters): 32 bits, 12 bytes a slot with the value.
 KEY_DTYPE = np.int32
+# What ``Rows.meta`` holds.
+END = 0     # end of the used part of the pool
+ASKED = 1   # pool slots a failed :func:`room` asked for
+
+
+class Rows(NamedTuple):
+    """The pool (numba takes it as a tuple; attribute access compiles to
+    tuple indexing). The arrays are changed in place; :func:`grow` returns a
+    new ``Rows`` with larger ``keys`` / ``vals``."""
+
+    off: np.ndarray   # (n_rows,) int64: first pool slot of each row
+    cap: np.ndarray   # (n_rows,) int64: slots of each row (a power of two, or 0)
+    cnt: np.ndarray   # (n_rows,) int64: keys in each row
+    keys: np.ndarray  # (pool,) KEY_DTYPE: the key of each slot, -1 if empty
+    vals: np.ndarray  # (pool,) float64: the value of each slot
+    meta: np.ndarray  # (2,) int64: meta[END], meta[ASKED]
 
 
 @njit(**_INLINE)
@@ -54,7 +71,8 @@ def _home(key, cap):
 # The per-key kernels take the arrays, not the tuple: every item taken from
 # a tuple is an atomic reference-count increment and decrement, which inside
 # a loop costs more than the lookup. Callers unpack
-# ``off, cap, cnt, keys, vals, meta = S`` once, outside their loops.
+# ``off, cap, cnt, keys, vals, meta = S`` (or take ``S.keys``) once,
+# outside their loops.
 @njit(**_INLINE)
 def find(off, cap, keys, i, key):
     """Pool slot of ``key`` in row ``i``, or -1."""
@@ -157,8 +175,8 @@ def ensure(R, i, extra):
     c_new = need(cap, cnt, i, extra)
     if c_new == 0:
         return
-    o_new = meta[0]
-    meta[0] = o_new + c_new
+    o_new = meta[END]
+    meta[END] = o_new + c_new
     o = off[i]
     for s in range(o, o + cap[i]):
         k = keys[s]
@@ -214,22 +232,22 @@ def compact(R):
         off[i] = pos
         cap[i] = c
         pos += c
-    keys[pos:meta[0]] = -1
-    vals[pos:meta[0]] = 0.0
-    meta[0] = pos
+    keys[pos:meta[END]] = -1
+    vals[pos:meta[END]] = 0.0
+    meta[END] = pos
 
 
 @njit(**_NJIT)
 def room(R, n_slots):
     """Whether ``n_slots`` free slots are at the end of the pool, compacting
-    it if needed; when not, ``meta[1]`` records the request."""
-    keys, meta = R[3], R[5]
-    if meta[0] + n_slots <= keys.shape[0]:
+    it if needed; when not, ``meta[ASKED]`` records the request."""
+    keys, meta = R.keys, R.meta
+    if meta[END] + n_slots <= keys.shape[0]:
         return True
     compact(R)
-    if meta[0] + n_slots <= keys.shape[0]:
+    if meta[END] + n_slots <= keys.shape[0]:
         return True
-    meta[1] = n_slots
+    meta[ASKED] = n_slots
     return False
 
 
@@ -241,26 +259,28 @@ def empty(n_rows, caps, slack=0.25, spare=1024):
     np.cumsum(caps[:-1], out=off[1:])
     used = int(caps.sum())
     size = used + int(slack * used) + spare
-    return (off, caps.copy(), np.zeros(n_rows, dtype=np.int64),
-            np.full(size, -1, dtype=KEY_DTYPE), np.zeros(size),
-            np.array([used, 0], dtype=np.int64))
+    meta = np.zeros(2, dtype=np.int64)
+    meta[END] = used
+    return Rows(off, caps.copy(), np.zeros(n_rows, dtype=np.int64),
+                np.full(size, -1, dtype=KEY_DTYPE), np.zeros(size), meta)
 
 
 def grow(R):
     """A copy of ``R`` in a pool large enough for the request that failed."""
-    off, cap, cnt, keys, vals, meta = R
-    size = max(2 * keys.shape[0], int(meta[0] + meta[1]) + 1024)
+    keys, vals, meta = R.keys, R.vals, R.meta
+    size = max(2 * keys.shape[0], int(meta[END] + meta[ASKED]) + 1024)
     k2 = np.full(size, -1, dtype=KEY_DTYPE)
     v2 = np.zeros(size)
     k2[:keys.shape[0]] = keys
     v2[:vals.shape[0]] = vals
-    return (off, cap, cnt, k2, v2, np.array([meta[0], 0], dtype=np.int64))
+    meta2 = np.zeros(2, dtype=np.int64)
+    meta2[END] = meta[END]
+    return R._replace(keys=k2, vals=v2, meta=meta2)
 
 
 def row_dict(R, i):
     """Row ``i`` as a Python dict (for tests and inspection)."""
-    off, cap, _, keys, vals, _ = R
-    o, c = int(off[i]), int(cap[i])
-    k = keys[o:o + c]
+    o, c = int(R.off[i]), int(R.cap[i])
+    k = R.keys[o:o + c]
     sel = k >= 0
-    return dict(zip(k[sel].tolist(), vals[o:o + c][sel].tolist()))
+    return dict(zip(k[sel].tolist(), R.vals[o:o + c][sel].tolist()))

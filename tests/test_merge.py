@@ -95,8 +95,7 @@ def test_incremental_equals_recomputation(X, ks, fast):
     while engine.step():
         if fast:
             continue
-        fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
-                                   g.in_weights, engine._label, engine._size.shape[0])
+        fresh = K.build_affinities(K.Graph.of(g), engine._label, engine._size.shape[0])
         for a in np.flatnonzero(engine._alive):
             row, ref = engine.s_row(a), row_dict(fresh, a)
             for b in set(row) | set(ref):
@@ -113,9 +112,9 @@ def exact_top(engine, i, kc):
 def check_lists_exact(e, kc):
     for i in np.flatnonzero(e._alive):
         idx, val = exact_top(e, i, kc)
-        got = e._top[0][i, :kc]
+        got = e._top.idx[i, :kc]
         np.testing.assert_array_equal(got[got >= 0], idx)
-        np.testing.assert_allclose(e._top[1][i, :len(val)], val, rtol=1e-12)
+        np.testing.assert_allclose(e._top.val[i, :len(val)], val, rtol=1e-12)
 
 
 @given(X=small_data(), ks=st.integers(1, 6), kc=st.integers(1, 5),
@@ -130,7 +129,7 @@ def test_buffered_neighbour_lists_stay_exact(X, ks, kc, buffer, fast):
                         knn_method="exact")
         e._top_buffer = buf
         e.start(X)
-        assert e._top[0].shape[1] == kc + buf
+        assert e._top.idx.shape[1] == kc + buf
         while e.step():
             check_lists_exact(e, kc)
         runs.append(e)
@@ -241,8 +240,7 @@ def test_rebuild_keeps_clusters_and_uses_new_features():
     assert e.graph_.indices.shape == (X.shape[0], 10)
     # State equals a fresh computation on the new graph.
     g = e.graph_
-    fresh = K.build_affinities(g.indices, g.weights, g.in_indptr, g.in_indices,
-                               g.in_weights, e._label, e._size.shape[0])
+    fresh = K.build_affinities(K.Graph.of(g), e._label, e._size.shape[0])
     for a in range(e._size.shape[0]):
         assert e.s_row(a) == pytest.approx(row_dict(fresh, a))
     e.merge_until(3)

@@ -43,16 +43,16 @@ def test_rows_behave_like_dicts(ops):
             model[i].clear()
         for r in range(4):
             assert _rows.row_dict(S, r) == pytest.approx(model[r])
-            assert S[2][r] == len(model[r])
-            assert 2 * S[2][r] <= S[1][r] or S[2][r] == 0
+            assert S.cnt[r] == len(model[r])
+            assert 2 * S.cnt[r] <= S.cap[r] or S.cnt[r] == 0
             for key_, val_ in model[r].items():
-                assert _rows.get(S[0], S[1], S[3], S[4], r, key_) == val_
+                assert _rows.get(S.off, S.cap, S.keys, S.vals, r, key_) == val_
         # Everything outside the rows is empty.
-        used = np.zeros(S[3].shape[0], dtype=bool)
+        used = np.zeros(S.keys.shape[0], dtype=bool)
         for r in range(4):
-            used[S[0][r]:S[0][r] + S[1][r]] = True
-        assert np.all(S[3][~used] == -1)
-        assert S[5][0] <= S[3].shape[0]
+            used[S.off[r]:S.off[r] + S.cap[r]] = True
+        assert np.all(S.keys[~used] == -1)
+        assert S.meta[_rows.END] <= S.keys.shape[0]
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -64,16 +64,16 @@ def test_engine_with_a_full_pool_gives_the_same_hierarchy(fast):
     ref = MergeEngine(n_neighbors=8, fast=fast, knn_method="exact").start(X).merge_until(2)
     e = MergeEngine(n_neighbors=8, fast=fast, knn_method="exact").start(X)
     # Repack every row at its smallest capacity, in a pool with no room left.
-    m = e._S[0].shape[0]
+    m = e._S.off.shape[0]
     rows = [_rows.row_dict(e._S, i) for i in range(m)]
     S = _rows.empty(m, [_rows.cap_for(len(r)) for r in rows], slack=0.0, spare=0)
     for i, r in enumerate(rows):
         for key, v in r.items():
-            _rows.add(*S[:5], i, key, v)
+            _rows.add(S.off, S.cap, S.cnt, S.keys, S.vals, i, key, v)
     e._S = S
-    size0 = S[3].shape[0]
+    size0 = S.keys.shape[0]
     e.merge_until(2)
-    assert e._S[3].shape[0] > size0  # it did grow
+    assert e._S.keys.shape[0] > size0  # it did grow
     r = ref.n_merged_
     assert e.n_merged_ == r
     np.testing.assert_array_equal(e.children_[:r], ref.children_[:r])
