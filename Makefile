@@ -1,6 +1,6 @@
 # Two entry points, each creating or reusing the virtual environment:
 #   make demo   cluster scikit-learn's digits, print NMI next to KMeans
-#   make test   run the test suite (what CI runs)
+#   make test   lint (ruff) and run the test suite (what CI runs)
 #
 # torch is installed first and pinned to the CPU build available here
 # (TORCH_SPEC); a torch already in the environment satisfies the `deep` extra's
@@ -14,7 +14,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skjule-installed
 
-.PHONY: demo test test-fast browser clean-venv
+.PHONY: demo test test-fast lint browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/plot_quickstart_digits.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
+
+# ruff, pinned in the `test` extra (configuration in pyproject.toml); the same
+# checks run before each commit with `pre-commit install`.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # tests/test_report.py opens the HTML report in headless Chromium. As root on
 # Debian/Ubuntu it is installed here if missing; elsewhere the test skips and

@@ -1,43 +1,98 @@
-"""Shared helpers for the benchmark scripts: data loading, timing, peak memory, tables."""
+"""Shared helpers for the benchmark scripts: data, timing, peak memory, tables.
+
+The scripts use skjule's public API only. What they need beyond it lives
+here: the project's copies of the benchmark sets (with their sha256), the
+timing and memory plumbing, and the few library rules a script must know
+before it fits (each mirrors a documented rule and says which).
+"""
 
 import argparse
+import gc
+import hashlib
 import math
 import os
+import platform
 import sys
+import time
+from datetime import datetime, timezone
 
 import numpy as np
+from sklearn.metrics import normalized_mutual_info_score
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from skjule._benchmark import (  # noqa: E402,F401  (shared with `skjule benchmark`)
-    DATASETS,
-    SHA256,
-    Table,
-    flat_l2,
-    machine_line,
-    measure,
-    scores,
-)
-from skjule._benchmark import load_benchmark as _load  # noqa: E402
+from skjule import clustering_accuracy
+
+# name -> (file, slice of samples)
+DATASETS = {
+    "mnist-test": ("mnist.npz", slice(60000, None)),
+    "mnist-full": ("mnist.npz", slice(None)),
+    "usps": ("usps.npz", slice(None)),
+    "coil20": ("coil20.npz", slice(None)),
+    "coil100": ("coil100.npz", slice(None)),
+    "umist": ("umist.npz", slice(None)),
+}
+
+# The project's copies (../shared/datasets): results are comparable only on these bytes.
+SHA256 = {
+    "mnist.npz": "d24f62cd7130cb5d9120db443011ab08e8c6ead5a8556ca6663753050467685d",
+    "usps.npz": "e278e84b49a7ef26c95466169cce52a336acadc70264113495a2feed59e1fff4",
+    "coil20.npz": "c7eb152ea5782a7d315eaa115bba8d9ab9305dc78bdc3fce326ebcd9bae9f874",
+    "coil100.npz": "4225fbd49c6985ddb2d9c5bc88ac3470263d53da951e3509de93f7b7730085d7",
+    "umist.npz": "2ccb2981815d745760889baf45076108e19cac2ab5d319e8b342a7d024cded1a",
+}
+
+# knn_method="auto" of GDLClustering and MergeEngine (GDLClustering's docstring):
+# exact search while 2 * n^2 * d is at most this many flops, NN-descent beyond.
+EXACT_KNN_FLOPS = 4e11
 
 
 def parser(description, default_datasets, choices=None):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--data-home", required=True,
-                   help="folder with the benchmark .npz files (e.g. ../shared/datasets)")
-    p.add_argument("--datasets", nargs="+", default=default_datasets,
-                   choices=sorted(DATASETS) if choices is None else choices,
-                   help="data sets to run")
+    p.add_argument(
+        "--data-home",
+        required=True,
+        help="folder with the benchmark .npz files (e.g. ../shared/datasets)",
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        default=default_datasets,
+        choices=sorted(DATASETS) if choices is None else choices,
+        help="data sets to run",
+    )
     p.add_argument("--output", help="also write the markdown table to this file")
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 def load(data_home, name, verify=True):
-    """Images (uint8 or float) and labels of a benchmark set."""
-    try:
-        return _load(data_home, name, verify)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(str(exc)) from None
+    """Images (uint8 or float) and labels of a benchmark set.
+
+    Exits with a message for an unknown name, a missing file or, with
+    ``verify``, a file whose sha256 is not the one of the project's copy.
+    """
+    if name not in DATASETS:
+        raise SystemExit(f"Unknown data set {name!r}; choose from {', '.join(DATASETS)}.")
+    fname, sl = DATASETS[name]
+    path = os.path.join(data_home, fname)
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} not found: --data-home must be the folder holding {fname}.")
+    if verify:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != SHA256[fname]:
+            raise SystemExit(f"{path} is damaged: sha256 {h.hexdigest()} != {SHA256[fname]}")
+    with np.load(path) as d:
+        return d["X"][sl], d["y"][sl]
+
+
+def flat_l2(X):
+    """Rows flattened to float32 and scaled to unit L2 norm (zero rows kept)."""
+    X = X.reshape(len(X), -1).astype(np.float32)
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    n[n == 0] = 1
+    return X / n
 
 
 def unit_pixels(X):
@@ -62,15 +117,152 @@ def nlogn_exponent(n0, n1):
     return 1 + math.log(math.log(n1) / math.log(n0)) / math.log(n1 / n0)
 
 
+def auto_n_neighbors(n_samples, n_clusters):
+    """The ``Ks`` that ``n_neighbors="auto"`` takes, for a script that needs it
+    before fitting: ``n_samples / n_clusters / 7`` clipped to [10, 20], as
+    GDLClustering's docstring states (a fitted estimator reports it as
+    ``n_neighbors_``; :func:`warm_up` checks the two agree)."""
+    return int(np.clip(round(n_samples / max(n_clusters, 1) / 7), 10, 20))
+
+
+def knn_indices(X, n_neighbors, random_state, method="auto"):
+    """The ``n_neighbors`` nearest other rows of each row of ``X`` (Euclidean),
+    searched as MergeEngine's ``knn_method`` does, with public libraries.
+
+    ``"exact"``: scikit-learn's brute-force ``NearestNeighbors``.
+    ``"nndescent"``: ``pynndescent.NNDescent`` with the engine's settings and
+    seed (one draw from the ``random_state`` RandomState), so on the same
+    rows it returns the engine's neighbours. ``"auto"``: exact while
+    ``2 n^2 d <= EXACT_KNN_FLOPS``. Rows are not sorted by distance.
+    """
+    n, d = X.shape
+    if method == "auto":
+        method = "exact" if 2.0 * n * n * d <= EXACT_KNN_FLOPS else "nndescent"
+    if method == "exact":
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=n_neighbors, algorithm="brute").fit(X)
+        return nn.kneighbors(return_distance=False).astype(np.int64)
+    from pynndescent import NNDescent
+
+    seed = int(random_state.randint(2**31 - 1))
+    index = NNDescent(
+        X,
+        metric="euclidean",
+        n_neighbors=n_neighbors + 1,
+        random_state=seed,
+        low_memory=True,
+        compressed=True,
+    )
+    idx = np.asarray(index.neighbor_graph[0], dtype=np.int64)
+    # Drop each row's own index (the farthest candidate where it is missing).
+    is_self = idx == np.arange(n)[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    idx = idx[~is_self].reshape(n, n_neighbors)
+    # NN-descent can leave a slot empty (-1) on heavily duplicated data; the
+    # engine fills it with the row's nearest neighbour, so does this.
+    empty = idx < 0
+    idx[empty] = idx[np.nonzero(empty)[0], 0]
+    return idx
+
+
 def warm_up():
     """Compile numba code (skjule's kernels, pynndescent) outside the timed calls."""
     from skjule import GDLClustering
-    from skjule._graph import knn_search
 
     rng = np.random.RandomState(0)
     X = rng.rand(300, 5).astype(np.float32)
-    GDLClustering(3).fit(X)
-    knn_search(X, 5, method="nndescent", random_state=rng)
+    gdl = GDLClustering(3).fit(X)
+    knn_indices(X, 5, rng, method="nndescent")
+    if gdl.n_neighbors_ != auto_n_neighbors(300, 3):
+        raise RuntimeError(
+            f'n_neighbors="auto" took {gdl.n_neighbors_}, auto_n_neighbors says '
+            f"{auto_n_neighbors(300, 3)}: update auto_n_neighbors to the library's rule."
+        )
+
+
+def _status_mb(key):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure(fn):
+    """Run ``fn()``; return (result, seconds, peak RSS in MB during the call,
+    peak minus RSS before the call in MB). Linux resets the kernel's peak-RSS
+    counter before the call (/proc/self/clear_refs); elsewhere the peak is
+    NaN."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _status_mb("VmRSS")
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    peak = _status_mb("VmHWM")
+    return out, dt, peak, peak - base
+
+
+def scores(y, labels):
+    """(NMI, ACC) of ``labels`` against ``y``."""
+    return normalized_mutual_info_score(y, labels), clustering_accuracy(y, labels)
+
+
+def fmt(v):
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+class Table:
+    """Markdown table printed row by row as results come in."""
+
+    def __init__(self, columns, file=None):
+        self.columns = columns
+        self.rows = []
+        self.file = sys.stdout if file is None else file
+
+    def header(self):
+        print("| " + " | ".join(self.columns) + " |", file=self.file)
+        print("|" + "|".join("---" for _ in self.columns) + "|", file=self.file, flush=True)
+
+    def add(self, *row):
+        self.rows.append(row)
+        print("| " + " | ".join(fmt(v) for v in row) + " |", file=self.file, flush=True)
+
+    def markdown(self):
+        lines = [
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---" for _ in self.columns) + "|",
+        ]
+        lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def machine_line():
+    import sklearn
+
+    try:
+        import torch
+    except ImportError:  # the engine runs without torch (skjule[deep] not installed)
+        torch_version = "not installed"
+    else:
+        torch_version = torch.__version__
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, torch {torch_version}"
+    )
 
 
 def write(path, title, table, notes=""):

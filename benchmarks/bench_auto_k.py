@@ -1,7 +1,7 @@
 """Unknown number of clusters: chosen K against true K (issue 8).
 
 For each data set, GDLClustering and JULEClustering with ``n_clusters=None``
-(the automatic rule of skjule/_nclusters.py) and with the true K, one
+(the automatic rule of skjule/_engine/_nclusters.py) and with the true K, one
 configuration for every set: the library defaults (``n_neighbors="auto"``,
 and for JULE ``eta="auto"``); the GDL rows also with the paper's fixed
 ``n_neighbors=20``. "NMI@true K" is a separate fit with ``n_clusters=K`` and
@@ -20,8 +20,9 @@ import warnings
 import numpy as np
 from sklearn.datasets import load_digits
 
-import _common as C
 from skjule import GDLClustering, JULEClustering
+
+import _common as C
 
 SETS = ["digits", "umist", "usps", "coil20", "mnist-test", "coil100"]
 
@@ -39,8 +40,22 @@ def main():
     p.add_argument("--jule-image-size", type=int, default=32)
     args = p.parse_args()
 
-    table = C.Table(["dataset", "n", "true K", "method", "chosen K", "NMI", "ACC",
-                     "NMI@true K", "ACC@true K", "seconds", "seconds@true K", "peak MB"])
+    table = C.Table(
+        [
+            "dataset",
+            "n",
+            "true K",
+            "method",
+            "chosen K",
+            "NMI",
+            "ACC",
+            "NMI@true K",
+            "ACC@true K",
+            "seconds",
+            "seconds@true K",
+            "peak MB",
+        ]
+    )
     C.warm_up()
     table.header()
     for name in args.datasets:
@@ -50,14 +65,23 @@ def main():
         if "gdl" in args.methods:
             for ks in (20, "auto"):
                 desc = "n_neighbors=20" if ks == 20 else "defaults"
-                runs.append((f"GDLClustering ({desc})", X,
-                             lambda kk, ks=ks: GDLClustering(kk, n_neighbors=ks,
-                                                             random_state=args.seed)))
+                runs.append(
+                    (
+                        f"GDLClustering ({desc})",
+                        X,
+                        lambda kk, ks=ks: GDLClustering(kk, n_neighbors=ks, random_state=args.seed),
+                    )
+                )
         if "jule" in args.methods:
             Xj = C.block_mean(X, args.jule_image_size)
             tag = f", {Xj.shape[1]}x{Xj.shape[2]}" if Xj.shape[1:3] != X.shape[1:3] else ""
-            runs.append((f"JULE-RC (defaults{tag})", Xj,
-                         lambda kk: JULEClustering(kk, random_state=args.seed)))
+            runs.append(
+                (
+                    f"JULE-RC (defaults{tag})",
+                    Xj,
+                    lambda kk: JULEClustering(kk, random_state=args.seed),
+                )
+            )
         for label, data, make in runs:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -65,14 +89,26 @@ def main():
             if any("No cluster structure" in str(w.message) for w in caught):
                 label += " [no-structure warning]"
             known, t_k, peak_k, _ = C.measure(lambda: make(k).fit(data))
-            table.add(name, n, k, label, est.n_clusters_, *C.scores(y, est.labels_),
-                      *C.scores(y, known.labels_), t, t_k, max(peak, peak_k))
+            table.add(
+                name,
+                n,
+                k,
+                label,
+                est.n_clusters_,
+                *C.scores(y, est.labels_),
+                *C.scores(y, known.labels_),
+                t,
+                t_k,
+                max(peak, peak_k),
+            )
 
     within = [r for r in table.rows if abs(r[4] - r[2]) <= 0.2 * r[2]]
     close = [r for r in table.rows if r[5] >= r[7] - 0.03]
-    summary = (f"\nChosen K within 20% of the true K: {len(within)} of {len(table.rows)} rows; "
-               f"NMI at the chosen K within 0.03 of (or above) NMI at the true K: "
-               f"{len(close)} of {len(table.rows)} rows.\n")
+    summary = (
+        f"\nChosen K within 20% of the true K: {len(within)} of {len(table.rows)} rows; "
+        f"NMI at the chosen K within 0.03 of (or above) NMI at the true K: "
+        f"{len(close)} of {len(table.rows)} rows.\n"
+    )
     print(summary)
     C.write(args.output, "Unknown number of clusters", table, NOTES + summary)
 

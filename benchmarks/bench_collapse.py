@@ -23,9 +23,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 
-import _common as C
 from skjule import GDLClustering, MergeEngine
-from skjule._validation import l2_normalize, resolve_n_neighbors
+
+import _common as C
 
 OVERLAP = ["overlap-0.3-20000", "overlap-0.6-20000", "overlap-0.3-50000", "overlap-0.4-50000"]
 SETS = ["digits", "umist", "usps", "coil20", "coil100", "mnist-test", "mnist-full"]
@@ -51,12 +51,24 @@ def load(data_home, name):
     return X.reshape(len(X), -1).astype(np.float32), y
 
 
+def l2_normalize(X):
+    """Rows scaled to unit L2 norm as GDLClustering(normalize=True) scales them
+    (each row first divided by its largest magnitude; zero rows stay zero)."""
+    peak = np.max(np.abs(X), axis=1) if X.shape[1] else np.zeros(X.shape[0])
+    peak[peak == 0] = 1.0
+    Xs = X / peak[:, None].astype(X.dtype)
+    norms = np.sqrt(np.einsum("ij,ij->i", Xs, Xs, dtype=np.float64))
+    norms[norms == 0] = 1.0
+    return (Xs / norms[:, None]).astype(X.dtype, copy=False)
+
+
 def plain_gdl(X, k, seed):
     """GDLClustering's defaults with the guard off (given sample order)."""
     Xn = l2_normalize(X)
-    ks = resolve_n_neighbors("auto", len(X), k)
-    engine = MergeEngine(n_neighbors=ks, collapse_guard=False,
-                         random_state=np.random.RandomState(seed)).start(Xn)
+    ks = C.auto_n_neighbors(len(X), k)
+    engine = MergeEngine(
+        n_neighbors=ks, collapse_guard=False, random_state=np.random.RandomState(seed)
+    ).start(Xn)
     if engine.n_initial_clusters_ < k:
         engine.start(Xn, graph=engine.graph_, init="singletons")
     engine.merge_until(k, small_cluster_fraction=0.05)
@@ -71,8 +83,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     C.warm_up()
-    table = C.Table(["dataset", "n", "method", "NMI", "ACC", "largest", "ward from",
-                     "seconds", "peak MB"])
+    table = C.Table(
+        ["dataset", "n", "method", "NMI", "ACC", "largest", "ward from", "seconds", "peak MB"]
+    )
     table.header()
     for name in args.datasets:
         if not name.startswith("overlap-") and name != "digits" and args.data_home is None:
@@ -82,19 +95,22 @@ def main():
 
         def row(method, labels, t, peak, ward="-"):
             nmi, acc = C.scores(y, labels)
-            table.add(name, n, method, nmi, acc, float(np.bincount(labels).max() / n),
-                      ward, t, peak)
+            table.add(
+                name, n, method, nmi, acc, float(np.bincount(labels).max() / n), ward, t, peak
+            )
 
         labels, t, peak, _ = C.measure(
-            lambda: KMeans(k, n_init=1, random_state=args.seed).fit_predict(l2_normalize(X)))
+            lambda: KMeans(k, n_init=1, random_state=args.seed).fit_predict(l2_normalize(X))
+        )
         row("KMeans", labels, t, peak)
         labels, t, peak, _ = C.measure(lambda: plain_gdl(X, k, args.seed))
         row("plain GDL (no guard)", labels, t, peak)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gdl, t, peak, _ = C.measure(lambda: GDLClustering(k, random_state=args.seed).fit(X))
-        row("GDLClustering", gdl.labels_, t, peak,
-            "-" if gdl.ward_from_ is None else gdl.ward_from_)
+        row(
+            "GDLClustering", gdl.labels_, t, peak, "-" if gdl.ward_from_ is None else gdl.ward_from_
+        )
     C.write(args.output, "Collapse guard: plain GDL vs GDLClustering", table, NOTES)
 
 

@@ -18,8 +18,9 @@ import math
 
 import numpy as np
 
-import _common as C
 from skjule import AutoencoderTransformer, DeepGMMClustering
+
+import _common as C
 
 
 def main():
@@ -31,41 +32,103 @@ def main():
     args = p.parse_args()
 
     table = C.Table(["dataset", "n", "method", "NMI", "ACC", "seconds", "peak MB"])
-    trace = C.Table(["dataset", "eta", "epoch", "stage", "code_std", "min component std",
-                     "max component std", "log-likelihood", "agreement"],
-                    file=io.StringIO())
+    trace = C.Table(
+        [
+            "dataset",
+            "eta",
+            "epoch",
+            "stage",
+            "code_std",
+            "min component std",
+            "max component std",
+            "log-likelihood",
+            "agreement",
+        ],
+        file=io.StringIO(),
+    )
     C.warm_up()
     table.header()
     for name in args.datasets:
         X, y = C.load(args.data_home, name)
         k, n = len(np.unique(y)), len(y)
         Xf = C.unit_pixels(X)
-        ae, t, peak, _ = C.measure(lambda: AutoencoderTransformer(
-            epochs=args.ae_epochs, random_state=args.seed).fit(Xf))
-        table.add(name, n, f"(AE pretraining, {args.ae_epochs} epochs)", float("nan"),
-                  float("nan"), t, peak)
+        ae, t, peak, _ = C.measure(
+            lambda: AutoencoderTransformer(epochs=args.ae_epochs, random_state=args.seed).fit(Xf)
+        )
+        table.add(
+            name,
+            n,
+            f"(AE pretraining, {args.ae_epochs} epochs)",
+            float("nan"),
+            float("nan"),
+            t,
+            peak,
+        )
         Z = ae.transform(Xf)
         start_std = float(Z.std(0).mean())
         for eta in args.etas:
-            d, t, peak, _ = C.measure(lambda: DeepGMMClustering(
-                k, eta=eta, autoencoder=ae, init="gdl", epochs=args.epochs,
-                pseudo_label_epochs=args.pseudo_label_epochs,
-                random_state=args.seed).fit(Xf))
+            d, t, peak, _ = C.measure(
+                lambda: DeepGMMClustering(
+                    k,
+                    eta=eta,
+                    autoencoder=ae,
+                    init="gdl",
+                    epochs=args.epochs,
+                    pseudo_label_epochs=args.pseudo_label_epochs,
+                    random_state=args.seed,
+                ).fit(Xf)
+            )
             if eta == args.etas[0]:
-                table.add(name, n, "start: GDL partition of the codes",
-                          *C.scores(y, d.labels_init_), float("nan"), float("nan"))
-            table.add(name, n, f"DeepGMM init=gdl, {args.pseudo_label_epochs} pseudo-label + "
-                      f"{args.epochs} joint epochs, eta={eta:g}", *C.scores(y, d.labels_), t, peak)
-            trace.add(name, f"{eta:g}", 0, "pretrained", start_std, float("nan"), float("nan"),
-                      float("nan"), float("nan"))
+                table.add(
+                    name,
+                    n,
+                    "start: GDL partition of the codes",
+                    *C.scores(y, d.labels_init_),
+                    float("nan"),
+                    float("nan"),
+                )
+            table.add(
+                name,
+                n,
+                f"DeepGMM init=gdl, {args.pseudo_label_epochs} pseudo-label + "
+                f"{args.epochs} joint epochs, eta={eta:g}",
+                *C.scores(y, d.labels_),
+                t,
+                peak,
+            )
+            trace.add(
+                name,
+                f"{eta:g}",
+                0,
+                "pretrained",
+                start_std,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                float("nan"),
+            )
             for h in d.history_:
-                trace.add(name, f"{eta:g}", h["epoch"] + 1, h["stage"], h["code_std"],
-                          math.sqrt(h["min_variance"]), math.sqrt(h["max_variance"]),
-                          h["log_likelihood"], h["agreement"])
+                trace.add(
+                    name,
+                    f"{eta:g}",
+                    h["epoch"] + 1,
+                    h["stage"],
+                    h["code_std"],
+                    math.sqrt(h["min_variance"]),
+                    math.sqrt(h["max_variance"]),
+                    h["log_likelihood"],
+                    h["agreement"],
+                )
     print("\n" + trace.markdown(), flush=True)
-    C.write(args.output, "Deep GMM training trace", table,
-            NOTES + "\nPer epoch (`history_` of each fit; epoch 0: the pretrained codes):\n\n"
-            + trace.markdown() + "\n")
+    C.write(
+        args.output,
+        "Deep GMM training trace",
+        table,
+        NOTES
+        + "\nPer epoch (`history_` of each fit; epoch 0: the pretrained codes):\n\n"
+        + trace.markdown()
+        + "\n",
+    )
 
 
 NOTES = """

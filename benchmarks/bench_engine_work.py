@@ -8,7 +8,8 @@ L2-normalised) it runs ``MergeEngine(n_neighbors=20).start(X)`` (kNN graph,
 counters (``MergeEngine.work_counts``) and the seconds of ``merge_until``
 (the median of ``--repeats`` runs, each from a fresh ``start``), then the
 exponent b of count ~ n^b between consecutive sizes. The graph and the
-start-up are timed on their own too.
+start-up are timed too: ``start(X)`` (graph and start-up), then ``start`` on
+that ready graph (start-up alone); the graph's seconds are the difference.
 
 ``--baseline REV`` also times the engine of the git revision ``REV`` (its
 ``skjule/`` extracted with ``git archive`` and imported as the package
@@ -33,27 +34,38 @@ import tempfile
 import time
 
 import numpy as np
-
-import _common as C
 from bench_scale import mixture
+
 from skjule import MergeEngine
 
-COLUMNS = ["merges", "member_edges", "cross_term_in_edges", "neighbour_walk",
-           "lists_updated", "flagged", "absorbed_neighbours", "lists_rebuilt",
-           "rebuild_entries"]
+import _common as C
+
+COLUMNS = [
+    "merges",
+    "member_edges",
+    "cross_term_in_edges",
+    "neighbour_walk",
+    "lists_updated",
+    "flagged",
+    "absorbed_neighbours",
+    "lists_rebuilt",
+    "rebuild_entries",
+]
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def import_baseline(rev):
     """The ``skjule`` package of git revision ``rev``, as ``skjule_baseline``."""
     root = tempfile.mkdtemp(prefix="skjule_baseline_")
-    tar = subprocess.run(["git", "-C", REPO, "archive", rev, "skjule"],
-                         check=True, capture_output=True).stdout
+    tar = subprocess.run(
+        ["git", "-C", REPO, "archive", rev, "skjule"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         t.extractall(root, filter="data")
     pkg = os.path.join(root, "skjule")
     spec = importlib.util.spec_from_file_location(
-        "skjule_baseline", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
+        "skjule_baseline", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["skjule_baseline"] = module
     spec.loader.exec_module(module)
@@ -70,19 +82,26 @@ def timed_merges(engine_cls, Xn, graph, seed, fast):
 
 
 def same_hierarchy(e0, e1):
-    return (np.array_equal(e0.children_, e1.children_)
-            and np.array_equal(e0.merge_losses_, e1.merge_losses_, equal_nan=True)
-            and np.array_equal(e0.labels_, e1.labels_))
+    return (
+        np.array_equal(e0.children_, e1.children_)
+        and np.array_equal(e0.merge_losses_, e1.merge_losses_, equal_nan=True)
+        and np.array_equal(e0.labels_, e1.labels_)
+    )
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=3,
-                   help="merge timings per size and mode (their median is reported)")
-    p.add_argument("--baseline", metavar="REV",
-                   help="also time the engine of this git revision and compare")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="merge timings per size and mode (their median is reported)",
+    )
+    p.add_argument(
+        "--baseline", metavar="REV", help="also time the engine of this git revision and compare"
+    )
     p.add_argument("--output")
     args = p.parse_args()
     assert list(MergeEngine.WORK_COUNTERS) == COLUMNS
@@ -95,13 +114,23 @@ def main():
 
     times = ["merge seconds", "fast merge seconds", "graph seconds", "start seconds"]
     table = C.Table(["n"] + COLUMNS + times)
-    compare = C.Table(["n", "merge s before", "merge s after", "change",
-                       "fast merge s before", "fast merge s after", "change",
-                       "same hierarchy"], file=io.StringIO())
+    compare = C.Table(
+        [
+            "n",
+            "merge s before",
+            "merge s after",
+            "change",
+            "fast merge s before",
+            "fast merge s after",
+            "change",
+            "same hierarchy",
+        ],
+        file=io.StringIO(),
+    )
     C.warm_up()
     # Load every kernel either version calls, in both modes, before timing.
     Xw = C.flat_l2(mixture(3000, seed=args.seed)[0])
-    gw = MergeEngine(n_neighbors=20, random_state=np.random.RandomState(args.seed))._graph(Xw)
+    gw = MergeEngine(n_neighbors=20, random_state=np.random.RandomState(args.seed)).start(Xw).graph_
     for _, cls in versions:
         for fast in (False, True):
             timed_merges(cls, Xw, gw, args.seed, fast)
@@ -110,13 +139,14 @@ def main():
     for n in args.sizes:
         X, _ = mixture(n, seed=args.seed)
         Xn = C.flat_l2(X)
+        # start(X) builds the graph and starts; start on that graph only starts.
         t0 = time.perf_counter()
-        graph = MergeEngine(n_neighbors=20,
-                            random_state=np.random.RandomState(args.seed))._graph(Xn)
+        engine = MergeEngine(n_neighbors=20, random_state=np.random.RandomState(args.seed))
+        graph = engine.start(Xn).graph_
         t1 = time.perf_counter()
-        MergeEngine(n_neighbors=20, random_state=np.random.RandomState(args.seed)).start(
-            Xn, graph=graph)
+        engine.start(Xn, graph=graph)
         t2 = time.perf_counter()
+        del engine
         # seconds[mode][version]: the merge times; `fast` skips the
         # sample-level cross terms: the time of the cluster-level bookkeeping
         # (dicts, neighbour lists, losses).
@@ -126,7 +156,7 @@ def main():
             for r in range(args.repeats):
                 # Alternate which version runs first.
                 engines = {}
-                for v, cls in (versions if r % 2 == 0 else versions[::-1]):
+                for v, cls in versions if r % 2 == 0 else versions[::-1]:
                     engines[v], s = timed_merges(cls, Xn, graph, args.seed, fast)
                     seconds[fast][v].append(s)
                 if args.baseline:
@@ -134,37 +164,68 @@ def main():
                 if not fast and r == 0:
                     counts = engines["after"].work_counts()
                 del engines
-        med = {fast: {v: float(np.median(s)) for v, s in d.items()}
-               for fast, d in seconds.items()}
-        rows.append((n, [counts[c] for c in COLUMNS]
-                     + [med[False]["after"], med[True]["after"], t1 - t0, t2 - t1]))
-        table.add(n, *[f"{v:,}" for v in rows[-1][1][:len(COLUMNS)]], *rows[-1][1][len(COLUMNS):])
+        med = {fast: {v: float(np.median(s)) for v, s in d.items()} for fast, d in seconds.items()}
+        rows.append(
+            (
+                n,
+                [counts[c] for c in COLUMNS]
+                + [med[False]["after"], med[True]["after"], (t1 - t0) - (t2 - t1), t2 - t1],
+            )
+        )
+        table.add(n, *[f"{v:,}" for v in rows[-1][1][: len(COLUMNS)]], *rows[-1][1][len(COLUMNS) :])
         if args.baseline:
-            compare.add(n, *[x for fast in (False, True) for x in (
-                med[fast]["before"], med[fast]["after"],
-                f"{100 * (med[fast]['after'] / med[fast]['before'] - 1):+.1f} %")],
-                "yes" if same else "NO")
-            print(f"n={n:,}: " + ", ".join(
-                f"{'fast ' if fast else ''}merge {v} {[round(s, 3) for s in seconds[fast][v]]}"
-                for fast in (False, True) for v, _ in versions)
-                + f"; same hierarchy: {'yes' if same else 'NO'}", flush=True)
+            compare.add(
+                n,
+                *[
+                    x
+                    for fast in (False, True)
+                    for x in (
+                        med[fast]["before"],
+                        med[fast]["after"],
+                        f"{100 * (med[fast]['after'] / med[fast]['before'] - 1):+.1f} %",
+                    )
+                ],
+                "yes" if same else "NO",
+            )
+            print(
+                f"n={n:,}: "
+                + ", ".join(
+                    f"{'fast ' if fast else ''}merge {v} {[round(s, 3) for s in seconds[fast][v]]}"
+                    for fast in (False, True)
+                    for v, _ in versions
+                )
+                + f"; same hierarchy: {'yes' if same else 'NO'}",
+                flush=True,
+            )
         del graph, X, Xn
 
     growth = C.Table(["n", "n log n"] + COLUMNS + times, file=io.StringIO())
     for (n0, v0), (n1, v1) in zip(rows, rows[1:]):
-        growth.add(f"{n0:,} -> {n1:,}", f"{C.nlogn_exponent(n0, n1):.2f}", *[
-            f"{math.log(b / a) / math.log(n1 / n0):.2f}" if a > 0 and b > 0 else "-"
-            for a, b in zip(v0, v1)])
+        growth.add(
+            f"{n0:,} -> {n1:,}",
+            f"{C.nlogn_exponent(n0, n1):.2f}",
+            *[
+                f"{math.log(b / a) / math.log(n1 / n0):.2f}" if a > 0 and b > 0 else "-"
+                for a, b in zip(v0, v1)
+            ],
+        )
     print("\nexponents b (count ~ n^b):\n" + growth.markdown(), flush=True)
     notes = NOTES.format(repeats=args.repeats)
     if args.baseline:
         print("\nbefore / after:\n" + compare.markdown(), flush=True)
         notes += BASELINE_NOTES.format(
-            rev=args.baseline, repeats=args.repeats, table=compare.markdown(),
-            command="python " + " ".join(sys.argv))
-    C.write(args.output, "Merge engine work counts", table,
-            notes + "\nExponents b of count ~ n^b between consecutive sizes "
-            "(`n log n`: the b of n log n itself):\n\n" + growth.markdown() + "\n")
+            rev=args.baseline,
+            repeats=args.repeats,
+            table=compare.markdown(),
+            command="python " + " ".join(sys.argv),
+        )
+    C.write(
+        args.output,
+        "Merge engine work counts",
+        table,
+        notes + "\nExponents b of count ~ n^b between consecutive sizes "
+        "(`n log n`: the b of n log n itself):\n\n" + growth.markdown() + "\n",
+    )
 
 
 NOTES = """
@@ -183,8 +244,9 @@ the same graph with `fast=True`, which skips the sample-level cross terms (membe
 cross_term_in_edges are 0 there) - so it is about the time of the cluster-level bookkeeping
 (S dicts, neighbour lists, losses) and the difference the time of the sample-level reads;
 `graph seconds`: the engine's kNN
-graph (pynndescent, 2 threads); `start seconds`: `start` on that graph (1-NN-chain
-components, cluster affinities, neighbour lists, losses).
+graph (pynndescent, 2 threads), as the seconds of `start(X)` minus those of `start` on its
+ready graph; `start seconds`: `start` on that graph (1-NN-chain components, cluster
+affinities, neighbour lists, losses).
 """
 
 BASELINE_NOTES = """

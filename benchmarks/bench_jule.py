@@ -15,9 +15,9 @@ import json
 import numpy as np
 from sklearn.cluster import KMeans, SpectralClustering
 
-import _common as C
 from skjule import GDLClustering, JULEClustering
-from skjule._validation import resolve_n_neighbors
+
+import _common as C
 
 # The paper's per-data-set setting: eta = 0.2 for faces, 0.9 otherwise, and
 # Ks = 20. Without --one-config the script runs these (the committed
@@ -28,21 +28,31 @@ PAPER = dict(eta=0.9, n_neighbors=20)
 
 def main():
     p = C.parser(__doc__, ["usps", "mnist-test", "umist", "coil20"])
-    p.add_argument("--params", default="{}",
-                   help="JSON dict of JULEClustering parameters for every set")
-    p.add_argument("--one-config", action="store_true",
-                   help="the same JULE parameters on every set (no per-set eta)")
+    p.add_argument(
+        "--params", default="{}", help="JSON dict of JULEClustering parameters for every set"
+    )
+    p.add_argument(
+        "--one-config",
+        action="store_true",
+        help="the same JULE parameters on every set (no per-set eta)",
+    )
     p.add_argument("--no-spectral", action="store_true")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="shrink larger images to this size by block means first "
-                        "(e.g. 32: COIL-20's 128x128 -> 32x32)")
-    p.add_argument("--no-auto", action="store_true",
-                   help="skip the extra JULE run with n_neighbors='auto' (where it is not 20)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="shrink larger images to this size by block means first "
+        "(e.g. 32: COIL-20's 128x128 -> 32x32)",
+    )
+    p.add_argument(
+        "--no-auto",
+        action="store_true",
+        help="skip the extra JULE run with n_neighbors='auto' (where it is not 20)",
+    )
     args = p.parse_args()
     extra = json.loads(args.params)
 
-    table = C.Table(["dataset", "n", "method", "NMI", "ACC", "seconds", "peak MB",
-                     "train img/s"])
+    table = C.Table(["dataset", "n", "method", "NMI", "ACC", "seconds", "peak MB", "train img/s"])
     C.warm_up()
     table.header()
     nan = float("nan")
@@ -55,19 +65,23 @@ def main():
         n = len(y)
 
         labels, t, peak, _ = C.measure(
-            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Xf))
+            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Xf)
+        )
         table.add(name, n, "KMeans", *C.scores(y, labels), t, peak, nan)
 
         if not args.no_spectral:
-            labels, t, peak, _ = C.measure(lambda: SpectralClustering(
-                k, affinity="nearest_neighbors", n_neighbors=20,
-                random_state=args.seed).fit_predict(Xf))
+            labels, t, peak, _ = C.measure(
+                lambda: SpectralClustering(
+                    k, affinity="nearest_neighbors", n_neighbors=20, random_state=args.seed
+                ).fit_predict(Xf)
+            )
             table.add(name, n, "SpectralClustering (kNN 20)", *C.scores(y, labels), t, peak, nan)
 
         labels, t, peak, _ = C.measure(
-            lambda: GDLClustering(k, random_state=args.seed,
-                                  **({} if args.one_config else {"n_neighbors": 20}))
-            .fit_predict(X))
+            lambda: GDLClustering(
+                k, random_state=args.seed, **({} if args.one_config else {"n_neighbors": 20})
+            ).fit_predict(X)
+        )
         table.add(name, n, "GDLClustering", *C.scores(y, labels), t, peak, nan)
 
         params = dict(random_state=args.seed)
@@ -78,32 +92,46 @@ def main():
         params.update(extra)
         jule, t, peak, _ = C.measure(lambda: JULEClustering(k, **params).fit(X))
         ips = [h["images_per_second"] for h in jule.history_ if "images_per_second" in h]
-        desc = ", ".join(f"{a}={b}" for a, b in params.items()
-                         if a != "random_state" and PAPER.get(a, None) != b)
+        desc = ", ".join(
+            f"{a}={b}" for a, b in params.items() if a != "random_state" and PAPER.get(a, None) != b
+        )
         suffix = f" ({desc})" if desc else ""
-        table.add(name, n, "JULE-RC" + suffix, *C.scores(y, jule.labels_), t, peak,
-                  float(np.mean(ips)))
-        table.add(name, n, "JULE-SF" + suffix, *C.scores(y, jule.labels_sf_), t, peak,
-                  float(np.mean(ips)))
+        table.add(
+            name, n, "JULE-RC" + suffix, *C.scores(y, jule.labels_), t, peak, float(np.mean(ips))
+        )
+        table.add(
+            name, n, "JULE-SF" + suffix, *C.scores(y, jule.labels_sf_), t, peak, float(np.mean(ips))
+        )
 
         Z = jule.embedding_
         labels, t, peak, _ = C.measure(
-            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Z))
+            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Z)
+        )
         table.add(name, n, "KMeans on JULE features", *C.scores(y, labels), t, peak, nan)
 
-        if not args.no_auto and "n_neighbors" not in extra and resolve_n_neighbors("auto", n, k) != 20:
+        if not args.no_auto and "n_neighbors" not in extra and C.auto_n_neighbors(n, k) != 20:
             params["n_neighbors"] = "auto"
-            ks = resolve_n_neighbors("auto", n, k)
             jule, t, peak, _ = C.measure(lambda: JULEClustering(k, **params).fit(X))
+            ks = jule.n_neighbors_
             ips = [h["images_per_second"] for h in jule.history_ if "images_per_second" in h]
-            desc = ", ".join(f"{a}={b}" for a, b in params.items()
-                             if a not in ("random_state", "n_neighbors")
-                             and PAPER.get(a, None) != b)
+            desc = ", ".join(
+                f"{a}={b}"
+                for a, b in params.items()
+                if a not in ("random_state", "n_neighbors") and PAPER.get(a, None) != b
+            )
             desc = f" (n_neighbors=auto={ks}{', ' + desc if desc else ''})"
-            table.add(name, n, "JULE-RC" + desc, *C.scores(y, jule.labels_), t, peak,
-                      float(np.mean(ips)))
-            table.add(name, n, "JULE-SF" + desc, *C.scores(y, jule.labels_sf_), t, peak,
-                      float(np.mean(ips)))
+            table.add(
+                name, n, "JULE-RC" + desc, *C.scores(y, jule.labels_), t, peak, float(np.mean(ips))
+            )
+            table.add(
+                name,
+                n,
+                "JULE-SF" + desc,
+                *C.scores(y, jule.labels_sf_),
+                t,
+                peak,
+                float(np.mean(ips)),
+            )
 
     C.write(args.output, "JULE benchmark", table, NOTES)
 

@@ -12,9 +12,9 @@ each at Ks in {5, 7, 10, 14, 20} with the true K.
 import numpy as np
 from sklearn.datasets import load_digits
 
-import _common as C
 from skjule import GDLClustering
-from skjule._validation import resolve_n_neighbors
+
+import _common as C
 
 KS = (5, 7, 10, 14, 20)
 
@@ -24,8 +24,9 @@ def subsets(seed):
     rng = np.random.RandomState(seed)
     for per in (15, 30, 60):
         for rep in range(3):
-            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=False)
-                                  for c in range(10)])
+            idx = np.concatenate(
+                [rng.choice(np.flatnonzero(y == c), per, replace=False) for c in range(10)]
+            )
             yield f"digits {per}/class #{rep}", X[idx], y[idx]
 
 
@@ -40,9 +41,11 @@ def main():
         sets.append((f"{name} (32x32)" if name == "coil20" else name, C.block_mean(X, 32), y))
     for name, X, y in sets:
         k = len(np.unique(y))
-        nmis = [C.scores(y, GDLClustering(k, n_neighbors=ks, random_state=args.seed)
-                         .fit_predict(X))[0] for ks in KS]
-        auto_ks = resolve_n_neighbors("auto", len(y), k)
+        nmis = [
+            C.scores(y, GDLClustering(k, n_neighbors=ks, random_state=args.seed).fit_predict(X))[0]
+            for ks in KS
+        ]
+        auto_ks = C.auto_n_neighbors(len(y), k)
         table.add(name, len(y), k, auto_ks, *nmis)
     C.write(args.output, "n_neighbors='auto': the floor of 10", table, NOTES)
 

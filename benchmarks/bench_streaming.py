@@ -40,9 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
 METHODS = ("load_image_folder", "ImageStream", "FeatureExtractor", "network alone")
 
 
@@ -65,8 +62,9 @@ def generate(folder, n, size, seed):
     t0 = time.perf_counter()
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for i in range(0, n, 2000):
-            list(pool.map(_write_one, [(folder, j, size, seed)
-                                       for j in range(i, min(i + 2000, n))]))
+            list(
+                pool.map(_write_one, [(folder, j, size, seed) for j in range(i, min(i + 2000, n))])
+            )
     return time.perf_counter() - t0
 
 
@@ -76,11 +74,16 @@ def small_cnn_file(path):
 
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 16, 5, stride=4, padding=2), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 16, 5, stride=4, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     ).eval()
     torch.jit.trace(net, torch.rand(1, 3, 224, 224)).save(path)
 
@@ -103,10 +106,11 @@ def child(method, folder, model, batch_size, n_workers):
     import PIL.Image  # noqa: F401 - imported before the baseline is taken
 
     from skjule.datasets import ImageStream, list_image_files, load_image_folder
+
     if method in ("FeatureExtractor", "network alone"):
         import torch
 
-        from skjule._features import FeatureExtractor
+        from skjule import FeatureExtractor
     baseline = _status_mb("VmRSS")
     t0 = time.perf_counter()
     if method == "load_image_folder":
@@ -128,31 +132,43 @@ def child(method, folder, model, batch_size, n_workers):
         n, shape = len(files), f"batches {tuple(z.shape)}, no image decoded"
     else:
         files = list_image_files(folder)
-        fe = FeatureExtractor(model, input_size=224, batch_size=batch_size,
-                              n_workers=n_workers, device="cpu").fit(files[:1])
+        fe = FeatureExtractor(
+            model, input_size=224, batch_size=batch_size, n_workers=n_workers, device="cpu"
+        ).fit(files[:1])
         Z = fe.transform(files)
         n, shape = len(Z), f"{Z.shape} {Z.dtype}"
     seconds = time.perf_counter() - t0
     peak = _status_mb("VmHWM")
-    print(json.dumps(dict(method=method, n=n, seconds=seconds, peak_mb=peak,
-                          baseline_mb=baseline, output=shape)))
+    print(
+        json.dumps(
+            dict(
+                method=method,
+                n=n,
+                seconds=seconds,
+                peak_mb=peak,
+                baseline_mb=baseline,
+                output=shape,
+            )
+        )
+    )
 
 
 # ------------------------------------------------------------------ main
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=50_000, help="number of JPEG files")
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--folder", help="where to write the images (default: a new folder "
-                                    "under /tmp)")
+    p.add_argument("--folder", help="where to write the images (default: a new folder under /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the folder")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--n-workers", type=int, default=None,
-                   help="decoding threads (default: min(4, cpu count))")
+    p.add_argument(
+        "--n-workers", type=int, default=None, help="decoding threads (default: min(4, cpu count))"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", help="markdown file for the table")
     p.add_argument("--notes", default="", help="text appended to the notes")
@@ -162,10 +178,11 @@ def main():
     if args.child:
         return child(args.child, args.folder, args.model, args.batch_size, args.n_workers)
 
-    from skjule._benchmark import machine_line
+    from _common import machine_line
 
     command = "python benchmarks/bench_streaming.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
+        shlex.quote(a) for a in sys.argv[1:]
+    )
     made = args.folder is None
     folder = args.folder or tempfile.mkdtemp(prefix="skjule-bench-stream-", dir="/tmp")
     work = tempfile.mkdtemp(prefix="skjule-bench-model-", dir="/tmp")
@@ -173,13 +190,24 @@ def main():
     try:
         gen = generate(folder, args.n, args.size, args.seed)
         mb = sum(e.stat().st_size for d in os.scandir(folder) for e in os.scandir(d)) / 2**20
-        print(f"generated {args.n} JPEG files ({mb:.0f} MB) in {gen:.0f} s under {folder}",
-              flush=True)
+        print(
+            f"generated {args.n} JPEG files ({mb:.0f} MB) in {gen:.0f} s under {folder}", flush=True
+        )
         model = os.path.join(work, "small_cnn.pt")
         small_cnn_file(model)
         for method in args.methods:
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", method,
-                   "--folder", folder, "--model", model, "--batch-size", str(args.batch_size)]
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                method,
+                "--folder",
+                folder,
+                "--model",
+                model,
+                "--batch-size",
+                str(args.batch_size),
+            ]
             if args.n_workers is not None:
                 cmd += ["--n-workers", str(args.n_workers)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -190,32 +218,37 @@ def main():
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{method}: {row['seconds']:.1f} s, peak {row['peak_mb']:.0f} MB",
-                  flush=True)
+            print(f"{method}: {row['seconds']:.1f} s, peak {row['peak_mb']:.0f} MB", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if made and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
-    lines = ["| method | n | seconds | peak MB | MB after imports | images/s | output |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | n | seconds | peak MB | MB after imports | images/s | output |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "failed" in r:
             lines.append(f"| {r['method']} | {r['n']} | failed: {r['failed']} | | | | |")
             continue
-        lines.append(f"| {r['method']} | {r['n']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
-                     f"{r['baseline_mb']:.0f} | {r['n'] / r['seconds']:.0f} | {r['output']} |")
+        lines.append(
+            f"| {r['method']} | {r['n']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+            f"{r['baseline_mb']:.0f} | {r['n'] / r['seconds']:.0f} | {r['output']} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.output:
         with open(args.output, "w") as f:
-            f.write("# Streaming a folder of photos: memory and speed\n\n"
-                    f"```bash\n{command}\n```\n\n{machine_line()}\n\n"
-                    f"{args.n} JPEG files of {args.size}x{args.size} "
-                    f"({mb:.0f} MB on disk, generated in {gen:.0f} s, not measured). Each "
-                    "method runs in its own process; peak MB is its VmHWM (peak resident "
-                    "memory), 'after imports' its resident memory before it starts.\n\n"
-                    f"{table}\n")
+            f.write(
+                "# Streaming a folder of photos: memory and speed\n\n"
+                f"```bash\n{command}\n```\n\n{machine_line()}\n\n"
+                f"{args.n} JPEG files of {args.size}x{args.size} "
+                f"({mb:.0f} MB on disk, generated in {gen:.0f} s, not measured). Each "
+                "method runs in its own process; peak MB is its VmHWM (peak resident "
+                "memory), 'after imports' its resident memory before it starts.\n\n"
+                f"{table}\n"
+            )
             if args.notes:
                 f.write(f"\n{args.notes}\n")
 

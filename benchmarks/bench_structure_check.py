@@ -18,8 +18,9 @@ import warnings
 import numpy as np
 from sklearn.datasets import load_digits
 
-import _common as C
 from skjule import GDLClustering
+
+import _common as C
 
 SETS = ["umist", "usps", "coil20", "mnist-test", "coil100"]
 
@@ -46,8 +47,9 @@ def main():
     p = C.parser(__doc__, SETS, choices=SETS)
     args = p.parse_args()
     rng = np.random.RandomState(args.seed)
-    table = C.Table(["data", "n", "d", "true K", "chosen K", "cut ratio", "NMI", "ACC",
-                     "seconds", "peak MB"])
+    table = C.Table(
+        ["data", "n", "d", "true K", "chosen K", "cut ratio", "NMI", "ACC", "seconds", "peak MB"]
+    )
     C.warm_up()
     table.header()
     sets = list(synthetic(rng))
@@ -59,8 +61,7 @@ def main():
     for name, X, y in sets:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            est, t, peak, _ = C.measure(
-                lambda: GDLClustering(None, random_state=args.seed).fit(X))
+            est, t, peak, _ = C.measure(lambda: GDLClustering(None, random_state=args.seed).fit(X))
         k_true = len(np.unique(y))
         if k_true > 1:
             nmi, acc = C.scores(y, est.labels_)
@@ -68,8 +69,7 @@ def main():
             nmi = acc = float("nan")
         d = int(np.prod(X.shape[1:]))
         table.add(name, len(y), d, k_true, est.n_clusters_, est.cut_ratio_, nmi, acc, t, peak)
-    C.write(args.output, "The single-blob check: cut ratio with and without clusters",
-            table, NOTES)
+    C.write(args.output, "The single-blob check: cut ratio with and without clusters", table, NOTES)
 
 
 NOTES = """

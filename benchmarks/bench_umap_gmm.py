@@ -13,8 +13,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-import _common as C
 from skjule import GDLClustering
+
+import _common as C
 
 
 def main():
@@ -34,18 +35,22 @@ def main():
         Xf = C.flat_l2(X)
 
         def umap_gmm():
-            Z = umap.UMAP(n_components=10, n_neighbors=15, min_dist=0.0,
-                          random_state=args.seed).fit_transform(Xf)
-            return GaussianMixture(k, covariance_type="full", n_init=1,
-                                   random_state=args.seed).fit_predict(Z)
+            Z = umap.UMAP(
+                n_components=10, n_neighbors=15, min_dist=0.0, random_state=args.seed
+            ).fit_transform(Xf)
+            return GaussianMixture(
+                k, covariance_type="full", n_init=1, random_state=args.seed
+            ).fit_predict(Z)
 
         labels, t, peak, _ = C.measure(umap_gmm)
         table.add(name, n, "UMAP (10-d) + GaussianMixture", *C.scores(y, labels), t, peak)
         labels, t, peak, _ = C.measure(
-            lambda: GDLClustering(k, random_state=args.seed).fit_predict(X))
+            lambda: GDLClustering(k, random_state=args.seed).fit_predict(X)
+        )
         table.add(name, n, "GDLClustering (defaults)", *C.scores(y, labels), t, peak)
         labels, t, peak, _ = C.measure(
-            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Xf))
+            lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(Xf)
+        )
         table.add(name, n, "KMeans", *C.scores(y, labels), t, peak)
     C.write(args.output, "UMAP + GMM against the agglomerative engine", table, NOTES)
 

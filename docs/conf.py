@@ -56,8 +56,7 @@ warnings.filterwarnings("ignore", message=".*Matplotlib is currently using agg.*
 def _skip_metadata_routing(app, what, name, obj, skip, options):
     """scikit-learn generates set_*_request methods on every estimator; their
     docstrings point into scikit-learn's own glossary."""
-    if name.startswith("set_") and name.endswith("_request") or \
-            name == "get_metadata_routing":
+    if name.startswith("set_") and name.endswith("_request") or name == "get_metadata_routing":
         return True
     return skip
 

@@ -63,9 +63,12 @@ print(f"{len(files)} photos in {folder}")
 # one: random convolutions, then global average pooling to 16 features.
 torch.manual_seed(0)
 net = torch.nn.Sequential(
-    torch.nn.Conv2d(3, 16, 5, stride=2), torch.nn.ReLU(),
-    torch.nn.Conv2d(16, 16, 3, stride=2), torch.nn.ReLU(),
-    torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+    torch.nn.Conv2d(3, 16, 5, stride=2),
+    torch.nn.ReLU(),
+    torch.nn.Conv2d(16, 16, 3, stride=2),
+    torch.nn.ReLU(),
+    torch.nn.AdaptiveAvgPool2d(1),
+    torch.nn.Flatten(),
 )
 model_file = os.path.join(folder, "tiny.pt")
 with warnings.catch_warnings():  # recent torch versions deprecate TorchScript; it works
@@ -76,14 +79,22 @@ with warnings.catch_warnings():  # recent torch versions deprecate TorchScript; 
 # Features and clusters in one pipeline. Each photo is scaled so that it
 # covers 64x64 and its centre is cut out (``resize="crop"``: no distortion);
 # ``mean``/``std`` normalise the pixels as the network expects.
-pipe = Pipeline([
-    ("features", FeatureExtractor(model_file, input_size=64, resize="crop",
-                                  mean=0.5, std=0.25, l2_normalize=True)),
-    ("cluster", GDLClustering(n_clusters=None, random_state=0)),
-])
+pipe = Pipeline(
+    [
+        (
+            "features",
+            FeatureExtractor(
+                model_file, input_size=64, resize="crop", mean=0.5, std=0.25, l2_normalize=True
+            ),
+        ),
+        ("cluster", GDLClustering(n_clusters=None, random_state=0)),
+    ]
+)
 labels = pipe.fit_predict(files)
-print(f"{pipe['cluster'].n_clusters_} clusters found; NMI with the shapes: "
-      f"{normalized_mutual_info_score(truth, labels):.2f}")
+print(
+    f"{pipe['cluster'].n_clusters_} clusters found; NMI with the shapes: "
+    f"{normalized_mutual_info_score(truth, labels):.2f}"
+)
 for k in np.unique(labels):
     members = [truth[i] for i in np.flatnonzero(labels == k)]
     counts = {kind: members.count(kind) for kind in kinds if kind in members}
@@ -93,8 +104,9 @@ for k in np.unique(labels):
 # The clusters as rows of thumbnails. The thumbnails come from the same
 # streamed reader, this time padded (``resize="pad"``) so that every photo
 # is shown whole.
-thumbs = np.concatenate([b.images for b in ImageStream(files, size=48, resize="pad",
-                                                       pad_value=1.0)])
+thumbs = np.concatenate(
+    [b.images for b in ImageStream(files, size=48, resize="pad", pad_value=1.0)]
+)
 plot_cluster_montage(thumbs, labels, n_per_cluster=10)
 plt.show()
 

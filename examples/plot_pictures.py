@@ -31,8 +31,7 @@ plt.show()
 # %%
 # The learned 160-d embedding, projected to 3-D by PCA, coloured by cluster.
 fig = plt.figure(figsize=(6, 5))
-plot_embedding(est.embedding_, est.labels_, n_components=3,
-               ax=fig.add_subplot(projection="3d"))
+plot_embedding(est.embedding_, est.labels_, n_components=3, ax=fig.add_subplot(projection="3d"))
 plt.show()
 
 # %%

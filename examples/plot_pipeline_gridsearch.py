@@ -43,8 +43,13 @@ print("best:", search.best_params_, f"ARI {search.best_score_:.3f}")
 
 ks = search.cv_results_["param_n_neighbors"].data
 fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.errorbar(ks, search.cv_results_["mean_test_score"],
-            yerr=search.cv_results_["std_test_score"], marker="o", capsize=3)
+ax.errorbar(
+    ks,
+    search.cv_results_["mean_test_score"],
+    yerr=search.cv_results_["std_test_score"],
+    marker="o",
+    capsize=3,
+)
 ax.set_xscale("log", base=2)
 ax.set_xlabel("n_neighbors (Ks)")
 ax.set_ylabel("held-out ARI")

@@ -30,7 +30,11 @@ print(f"{'':<28} {'NMI':>6} {'ACC':>6}")
 print(f"{'KMeans':<28} {nmi(y[train], kmeans):6.3f} {acc(y[train], kmeans):6.3f}")
 print(f"{'JULEClustering':<28} {nmi(y[train], labels):6.3f} {acc(y[train], labels):6.3f}")
 new_labels = jule.predict(images[new])
-print(f"{'JULE.predict, unseen images':<28} {nmi(y[new], new_labels):6.3f} "
-      f"{acc(y[new], new_labels):6.3f}")
-print(f"\n{jule.n_initial_clusters_} initial clusters merged in "
-      f"{len(jule.history_) - 1} periods; embedding of shape {jule.embedding_.shape}")
+print(
+    f"{'JULE.predict, unseen images':<28} {nmi(y[new], new_labels):6.3f} "
+    f"{acc(y[new], new_labels):6.3f}"
+)
+print(
+    f"\n{jule.n_initial_clusters_} initial clusters merged in "
+    f"{len(jule.history_) - 1} periods; embedding of shape {jule.embedding_.shape}"
+)

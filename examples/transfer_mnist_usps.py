@@ -35,8 +35,7 @@ def load(data_home, name):
         if name == "mnist-test":
             return fetch_mnist(subset="test", return_X_y=True)
         return fetch_usps(return_X_y=True)
-    with np.load(os.path.join(data_home, "mnist.npz" if name == "mnist-test"
-                              else "usps.npz")) as d:
+    with np.load(os.path.join(data_home, "mnist.npz" if name == "mnist-test" else "usps.npz")) as d:
         X, y = d["X"], d["y"]
     return (X[60000:], y[60000:]) if name == "mnist-test" else (X, y)
 
@@ -46,8 +45,9 @@ def resize(images, size):
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     if x.max() > 1.5:
         x = x / 255.0
-    x = torch.nn.functional.interpolate(x[:, None], size=(size, size), mode="bilinear",
-                                        antialias=True, align_corners=False)
+    x = torch.nn.functional.interpolate(
+        x[:, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
     return x[:, 0].numpy()
 
 
@@ -66,17 +66,22 @@ def to_layout(images, size):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--data-home", default=None)
-    p.add_argument("--max-samples", type=int, default=None,
-                   help="use only the first N images of each set (quick runs)")
+    p.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        help="use only the first N images of each set (quick runs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
     sets = {name: load(args.data_home, name) for name in ("mnist-test", "usps")}
     if args.max_samples:
-        sets = {k: (X[:args.max_samples], y[:args.max_samples]) for k, (X, y) in
-                sets.items()}
-    print(f"{'source -> target':<22} {'raw pixels':>10} {'transfer':>9} "
-          f"{'JULE on target':>15} {'seconds':>8}")
+        sets = {k: (X[: args.max_samples], y[: args.max_samples]) for k, (X, y) in sets.items()}
+    print(
+        f"{'source -> target':<22} {'raw pixels':>10} {'transfer':>9} "
+        f"{'JULE on target':>15} {'seconds':>8}"
+    )
     for source, target in (("mnist-test", "usps"), ("usps", "mnist-test")):
         Xs, _ = sets[source]
         Xt, yt = sets[target]
@@ -90,8 +95,11 @@ def main():
         raw = GDLClustering(10, n_neighbors=20).fit_predict(Xt)
         direct = JULEClustering(n_clusters=10, **paper).fit_predict(Xt)
         dt = time.perf_counter() - t
-        print(f"{source + ' -> ' + target:<22} {nmi(yt, raw):10.3f} "
-              f"{nmi(yt, transfer):9.3f} {nmi(yt, direct):15.3f} {dt:8.1f}", flush=True)
+        print(
+            f"{source + ' -> ' + target:<22} {nmi(yt, raw):10.3f} "
+            f"{nmi(yt, transfer):9.3f} {nmi(yt, direct):15.3f} {dt:8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

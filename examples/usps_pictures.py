@@ -43,14 +43,18 @@ def main():
             X, y = d["X"], d["y"]
     else:
         from skjule.datasets import fetch_usps
+
         X, y = fetch_usps(return_X_y=True)
     os.makedirs(args.out_dir, exist_ok=True)
 
     # The paper's eta and Ks, with which the pictures in docs/images were made.
-    est = JULEClustering(n_clusters=10, eta=0.9, n_neighbors=20, random_state=args.seed,
-                         verbose=1).fit(X)
-    print(f"USPS: NMI {normalized_mutual_info_score(y, est.labels_):.3f}, "
-          f"ACC {clustering_accuracy(y, est.labels_):.3f}")
+    est = JULEClustering(
+        n_clusters=10, eta=0.9, n_neighbors=20, random_state=args.seed, verbose=1
+    ).fit(X)
+    print(
+        f"USPS: NMI {normalized_mutual_info_score(y, est.labels_):.3f}, "
+        f"ACC {clustering_accuracy(y, est.labels_):.3f}"
+    )
 
     def save(ax, name):
         path = os.path.join(args.out_dir, name)
@@ -66,8 +70,12 @@ def main():
     axes[1].set_title("JULE embedding, t-SNE, coloured by true digit")
     save(axes[0], "usps_embedding_tsne.png")
     fig = plt.figure(figsize=(6, 5))
-    save(plot_embedding(est.embedding_, est.labels_, n_components=3,
-                        ax=fig.add_subplot(projection="3d")), "usps_embedding_3d.png")
+    save(
+        plot_embedding(
+            est.embedding_, est.labels_, n_components=3, ax=fig.add_subplot(projection="3d")
+        ),
+        "usps_embedding_3d.png",
+    )
     save(plot_history(est), "usps_history.png")
     save(plot_dendrogram(est, n_leaves=40), "usps_dendrogram.png")
 

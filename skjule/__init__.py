@@ -4,14 +4,14 @@ The agglomerative engine (:class:`GDLClustering`, :class:`MergeEngine`,
 :func:`cut_hierarchy`) and :func:`clustering_accuracy` need only numpy, numba
 and pynndescent: ``import skjule`` never imports torch. The deep estimators
 (:class:`JULEClustering`, :class:`JULETransformer`, :class:`DeepGMMClustering`,
-:class:`AutoencoderTransformer`) and :class:`FeatureExtractor` need PyTorch (``pip install 'skjule[deep]'``)
-and are imported on first access (PEP 562).
+:class:`AutoencoderTransformer`) and :class:`FeatureExtractor` need PyTorch
+(``pip install 'skjule[deep]'``) and are imported on first access (PEP 562).
 """
 
 import importlib as _importlib
 
-from ._gdl import GDLClustering
-from ._merge import MergeEngine, cut_hierarchy
+from ._engine._gdl import GDLClustering
+from ._engine._merge import MergeEngine, cut_hierarchy
 from ._outliers import find_near_duplicates, least_typical, small_clusters_as_noise
 from ._report import export_clusters, write_report
 from ._version import __version__
@@ -20,11 +20,11 @@ from .metrics import clustering_accuracy
 # Deep estimators: public name -> submodule defining it, imported on first access
 # so that the torch-free engine does not pay for (or require) torch.
 _LAZY = {
-    "AutoencoderTransformer": "._autoencoder",
-    "DeepGMMClustering": "._deepgmm",
-    "FeatureExtractor": "._features",
-    "JULEClustering": "._jule",
-    "JULETransformer": "._jule",
+    "AutoencoderTransformer": "._deep._autoencoder",
+    "DeepGMMClustering": "._deep._deepgmm",
+    "FeatureExtractor": "._deep._features",
+    "JULEClustering": "._deep._jule",
+    "JULETransformer": "._deep._jule",
 }
 
 __all__ = [

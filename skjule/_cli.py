@@ -41,9 +41,11 @@ EXIT_USAGE = 2  # invalid options (argparse's status)
 EXIT_INTERNAL = 3  # a bug in skjule
 EXIT_INTERRUPTED = 130
 
-_METHOD_HELP = ("jule: CNN + agglomerative clustering learned jointly (slow, best on "
-                "images); gdl: the agglomerative engine alone (fast); deepgmm: "
-                "autoencoder + Gaussian mixture learned jointly")
+_METHOD_HELP = (
+    "jule: CNN + agglomerative clustering learned jointly (slow, best on "
+    "images); gdl: the agglomerative engine alone (fast); deepgmm: "
+    "autoencoder + Gaussian mixture learned jointly"
+)
 
 #: The names of the contact sheets; only files with such a name *and* the
 #: ``_SHEET_TAG`` PNG text chunk (written by skjule) are ever removed.
@@ -68,8 +70,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors reported on one line (status 2)."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"skjule: error: {_one_line(message)} "
-                              f"(see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"skjule: error: {_one_line(message)} (see '{self.prog} --help')\n")
 
 
 def _positive_int(text):
@@ -127,101 +128,185 @@ def build_parser():
         prog="skjule",
         description="Deep image clustering (JULE) from the command line.",
         epilog="Exit status: 0 success, 1 data/input/output error, 2 invalid options, "
-               "3 internal error (a bug), 130 interrupted.",
+        "3 internal error (a bug), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"skjule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--force", action="store_true",
-                        help="replace existing output files, the contact sheets and the "
-                             "export an earlier run wrote (other files are never touched)")
-    common.add_argument("--debug", action="store_true",
-                        help="show the traceback of an internal error")
+    common.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing output files, the contact sheets and the "
+        "export an earlier run wrote (other files are never touched)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="show the traceback of an internal error"
+    )
 
     c = sub.add_parser(
-        "cluster", help="cluster a folder of images or an .npy/.npz array",
+        "cluster",
+        help="cluster a folder of images or an .npy/.npz array",
         parents=[common],
         description="Cluster the images in PATH (a folder of PNG/JPEG/... files, "
-                    "searched recursively, or an .npy/.npz file holding an array of "
-                    "images (n, H, W[, C]) or of feature vectors (n, d)) and write "
-                    "one CSV line per sample: file, cluster (-1: noise), "
-                    "distance_to_centroid, least_typical, duplicate_group. Output "
-                    "paths are checked before the fit; outputs are written atomically "
-                    "and never replace an input.",
+        "searched recursively, or an .npy/.npz file holding an array of "
+        "images (n, H, W[, C]) or of feature vectors (n, d)) and write "
+        "one CSV line per sample: file, cluster (-1: noise), "
+        "distance_to_centroid, least_typical, duplicate_group. Output "
+        "paths are checked before the fit; outputs are written atomically "
+        "and never replace an input.",
     )
     c.add_argument("path", metavar="PATH", help="folder of images, or .npy/.npz file")
-    c.add_argument("--n-clusters", "-k", type=_n_clusters, required=True,
-                   help="number of clusters K, or 'auto' to choose it from the merge "
-                        "history (jule and gdl)")
-    c.add_argument("--method", choices=("jule", "gdl", "deepgmm"), default=None,
-                   help=_METHOD_HELP + " (default: jule; gdl with --features)")
-    c.add_argument("--out", "-o", metavar="CSV",
-                   help="write the labels to this CSV file (default, or '-': standard "
-                        "output); an existing file needs --force")
-    c.add_argument("--montage", metavar="DIR",
-                   help="write one PNG contact sheet per cluster into DIR (created if "
-                        "missing; a non-empty DIR needs --force)")
-    c.add_argument("--montage-size", type=_positive_int, default=64, metavar="N",
-                   help="at most N images per contact sheet (default: 64)")
-    c.add_argument("--report", metavar="HTML",
-                   help="write one self-contained HTML page with thumbnails of every "
-                        "cluster, the least typical photos, the noise and the "
-                        "near-duplicates (an existing file needs --force)")
-    c.add_argument("--report-size", type=_positive_int, default=200, metavar="N",
-                   help="at most N thumbnails per cluster in the report (default: 200)")
-    c.add_argument("--export", metavar="DIR",
-                   help="sort the photos into DIR/cluster_00/, ... (symbolic links; "
-                        "the least typical in cluster_00/_least_typical/, noise in "
-                        "noise/); a folder input only; a non-empty DIR needs --force")
-    c.add_argument("--copy", action="store_true",
-                   help="with --export: copy the photos instead of linking them")
-    c.add_argument("--min-cluster-size", type=_positive_int, default=1, metavar="N",
-                   help="members of clusters smaller than N get the label -1 (noise: "
-                        "they fit no cluster) (default: 1, no noise)")
-    c.add_argument("--least-typical", type=_fraction, default=0.1, metavar="FRAC",
-                   help="mark the FRAC of each cluster farthest from its centroid as "
-                        "least typical (default: 0.1; 0: none)")
-    c.add_argument("--duplicate-bits", type=_bits, default=10, metavar="N",
-                   help="images whose 64-bit difference hashes differ in at most N bits "
-                        "(and of similar brightness) are near-duplicates (default: 10)")
-    c.add_argument("--features", metavar="MODEL.pt",
-                   help="embed the images with this TorchScript network (frozen) and "
-                        "cluster the features; --resize PX is then the network's input "
-                        "size (centre crop)")
-    c.add_argument("--feature-norm", choices=("none", "imagenet", "clip"), default="none",
-                   help="with --features: normalise the pixels (in [0, 1]) by the "
-                        "per-channel mean and std of ImageNet or CLIP networks "
-                        "(default: none; the model may do it itself)")
-    c.add_argument("--resize", type=_positive_int, metavar="PX",
-                   help="resize images to PX x PX (needed when sizes differ)")
+    c.add_argument(
+        "--n-clusters",
+        "-k",
+        type=_n_clusters,
+        required=True,
+        help="number of clusters K, or 'auto' to choose it from the merge history (jule and gdl)",
+    )
+    c.add_argument(
+        "--method",
+        choices=("jule", "gdl", "deepgmm"),
+        default=None,
+        help=_METHOD_HELP + " (default: jule; gdl with --features)",
+    )
+    c.add_argument(
+        "--out",
+        "-o",
+        metavar="CSV",
+        help="write the labels to this CSV file (default, or '-': standard "
+        "output); an existing file needs --force",
+    )
+    c.add_argument(
+        "--montage",
+        metavar="DIR",
+        help="write one PNG contact sheet per cluster into DIR (created if "
+        "missing; a non-empty DIR needs --force)",
+    )
+    c.add_argument(
+        "--montage-size",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="at most N images per contact sheet (default: 64)",
+    )
+    c.add_argument(
+        "--report",
+        metavar="HTML",
+        help="write one self-contained HTML page with thumbnails of every "
+        "cluster, the least typical photos, the noise and the "
+        "near-duplicates (an existing file needs --force)",
+    )
+    c.add_argument(
+        "--report-size",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="at most N thumbnails per cluster in the report (default: 200)",
+    )
+    c.add_argument(
+        "--export",
+        metavar="DIR",
+        help="sort the photos into DIR/cluster_00/, ... (symbolic links; "
+        "the least typical in cluster_00/_least_typical/, noise in "
+        "noise/); a folder input only; a non-empty DIR needs --force",
+    )
+    c.add_argument(
+        "--copy", action="store_true", help="with --export: copy the photos instead of linking them"
+    )
+    c.add_argument(
+        "--min-cluster-size",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="members of clusters smaller than N get the label -1 (noise: "
+        "they fit no cluster) (default: 1, no noise)",
+    )
+    c.add_argument(
+        "--least-typical",
+        type=_fraction,
+        default=0.1,
+        metavar="FRAC",
+        help="mark the FRAC of each cluster farthest from its centroid as "
+        "least typical (default: 0.1; 0: none)",
+    )
+    c.add_argument(
+        "--duplicate-bits",
+        type=_bits,
+        default=10,
+        metavar="N",
+        help="images whose 64-bit difference hashes differ in at most N bits "
+        "(and of similar brightness) are near-duplicates (default: 10)",
+    )
+    c.add_argument(
+        "--features",
+        metavar="MODEL.pt",
+        help="embed the images with this TorchScript network (frozen) and "
+        "cluster the features; --resize PX is then the network's input "
+        "size (centre crop)",
+    )
+    c.add_argument(
+        "--feature-norm",
+        choices=("none", "imagenet", "clip"),
+        default="none",
+        help="with --features: normalise the pixels (in [0, 1]) by the "
+        "per-channel mean and std of ImageNet or CLIP networks "
+        "(default: none; the model may do it itself)",
+    )
+    c.add_argument(
+        "--resize",
+        type=_positive_int,
+        metavar="PX",
+        help="resize images to PX x PX (needed when sizes differ)",
+    )
     c.add_argument("--grey", action="store_true", help="convert colour images to grey")
-    c.add_argument("--key", help="array to use in an .npz file (default: X, images, "
-                                 "data, or its only array)")
+    c.add_argument(
+        "--key", help="array to use in an .npz file (default: X, images, data, or its only array)"
+    )
     c.add_argument("--random-state", type=_seed, default=0, help="seed (default: 0)")
-    c.add_argument("--device", default="auto",
-                   help="torch device for jule/deepgmm/--features: auto, cpu, cuda, ... "
-                        "(default: auto)")
+    c.add_argument(
+        "--device",
+        default="auto",
+        help="torch device for jule/deepgmm/--features: auto, cpu, cuda, ... (default: auto)",
+    )
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     b = sub.add_parser(
-        "benchmark", help="print the comparison table on the benchmark sets",
+        "benchmark",
+        help="print the comparison table on the benchmark sets",
         parents=[common],
         description="Cluster benchmark sets stored as .npz files (arrays X and y) "
-                    "with skjule and scikit-learn in one process and print a markdown "
-                    "table: dataset, method, NMI, ACC, seconds, peak memory.",
+        "with skjule and scikit-learn in one process and print a markdown "
+        "table: dataset, method, NMI, ACC, seconds, peak memory.",
     )
-    b.add_argument("--data-home", required=True, metavar="DIR",
-                   help="folder holding mnist.npz, usps.npz, coil20.npz, ...")
-    b.add_argument("--datasets", nargs="+", default=["usps"], choices=sorted(DATASETS),
-                   metavar="NAME", help=f"from {', '.join(sorted(DATASETS))} "
-                                        "(default: usps)")
-    b.add_argument("--methods", nargs="+", default=["kmeans", "spectral", "gdl"],
-                   choices=METHODS, metavar="METHOD",
-                   help=f"from {', '.join(METHODS)} (default: kmeans spectral gdl)")
-    b.add_argument("--output", metavar="MD", help="also write the table to this file "
-                                                  "(an existing file needs --force)")
+    b.add_argument(
+        "--data-home",
+        required=True,
+        metavar="DIR",
+        help="folder holding mnist.npz, usps.npz, coil20.npz, ...",
+    )
+    b.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["usps"],
+        choices=sorted(DATASETS),
+        metavar="NAME",
+        help=f"from {', '.join(sorted(DATASETS))} (default: usps)",
+    )
+    b.add_argument(
+        "--methods",
+        nargs="+",
+        default=["kmeans", "spectral", "gdl"],
+        choices=METHODS,
+        metavar="METHOD",
+        help=f"from {', '.join(METHODS)} (default: kmeans spectral gdl)",
+    )
+    b.add_argument(
+        "--output",
+        metavar="MD",
+        help="also write the table to this file (an existing file needs --force)",
+    )
     b.add_argument("--random-state", type=_seed, default=0, help="seed (default: 0)")
     return parser
 
@@ -296,8 +381,10 @@ class _Inputs:
         if real.name.lower().endswith(self._ext):
             for d in self.folders + sorted(self.all_folders):  # the given folder first
                 if _inside(real, d):
-                    raise CLIError(f"{opt} {shown} is in the input folder {d}, where it "
-                                   "would be read as an image; write it elsewhere")
+                    raise CLIError(
+                        f"{opt} {shown} is in the input folder {d}, where it "
+                        "would be read as an image; write it elsewhere"
+                    )
 
     def check_folder(self, opt, shown, real, what="contact sheets"):
         """Refuse the output folder ``real`` if it is an input or in an input folder."""
@@ -307,17 +394,20 @@ class _Inputs:
             raise CLIError(f"{opt} {shown} is the input file; choose another folder")
         for d in self.folders + sorted(self.all_folders):
             if _inside(real, d):
-                raise CLIError(f"{opt} {shown} is in the input folder {d}, where the "
-                               f"{what} would be read as images; choose a folder "
-                               "outside it")
+                raise CLIError(
+                    f"{opt} {shown} is in the input folder {d}, where the "
+                    f"{what} would be read as images; choose a folder "
+                    "outside it"
+                )
 
     def check_not_around(self, opt, shown, real):
         """Refuse the output folder ``real`` if an input lies inside it."""
         for inp in self.folders + self.files:
             if _inside(inp, real):
                 kind = "folder" if inp in self.folders else "file"
-                raise CLIError(f"{opt} {shown} contains the input {kind} {inp}; choose a "
-                               "folder outside it")
+                raise CLIError(
+                    f"{opt} {shown} contains the input {kind} {inp}; choose a folder outside it"
+                )
 
 
 def _probe_writable(opt, shown, folder):
@@ -325,8 +415,7 @@ def _probe_writable(opt, shown, folder):
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skjule-probe-")
     except OSError as exc:
-        raise CLIError(f"{opt} {shown}: cannot write in {folder} "
-                       f"({exc.strerror or exc})") from None
+        raise CLIError(f"{opt} {shown}: cannot write in {folder} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -365,9 +454,11 @@ def _plan_folder(opt, path, inputs, force, what):
             raise CLIError(f"{opt} {shown} is not a folder")
         entries = os.listdir(real)
         if entries and not force:
-            raise CLIError(f"{opt} {shown} is not empty ({len(entries)} entries); pass "
-                           f"--force to replace the {what} skjule wrote there "
-                           "(other files are kept)")
+            raise CLIError(
+                f"{opt} {shown} is not empty ({len(entries)} entries); pass "
+                f"--force to replace the {what} skjule wrote there "
+                "(other files are kept)"
+            )
         _probe_writable(opt, shown, real)
         return real
     ancestor = real.parent
@@ -387,8 +478,10 @@ def _plan_montage(path, inputs, force):
 def _plan_export(path, inputs, force, input_path):
     """Pre-flight check of the --export folder; returns its real path."""
     if not input_path.is_dir():
-        raise CLIError(f"--export needs a folder of image files as input; {input_path} "
-                       "is an array file (use --montage or --report to see its images)")
+        raise CLIError(
+            f"--export needs a folder of image files as input; {input_path} "
+            "is an array file (use --montage or --report to see its images)"
+        )
     real = _plan_folder("--export", path, inputs, force, "exported photos")
     inputs.check_not_around("--export", path, real)
     return real
@@ -415,24 +508,33 @@ class _Plan:
     def _check_overlaps(self, args):
         """No output may replace another, or be written into an output folder it would
         spoil (an export folder holds only the export)."""
-        outs = [(o, shown, real) for o, shown, real in (
-            ("--out", args.out, self.out), ("--report", args.report, self.report),
-            ("--montage", args.montage, self.montage), ("--export", args.export,
-                                                         self.export)) if real is not None]
+        outs = [
+            (o, shown, real)
+            for o, shown, real in (
+                ("--out", args.out, self.out),
+                ("--report", args.report, self.report),
+                ("--montage", args.montage, self.montage),
+                ("--export", args.export, self.export),
+            )
+            if real is not None
+        ]
         folders = {"--montage", "--export"}
         for i, (a, a_shown, a_real) in enumerate(outs):
-            for b, b_shown, b_real in outs[i + 1:]:
+            for b, b_shown, b_real in outs[i + 1 :]:
                 if a_real == b_real:
                     raise CLIError(f"{a} {a_shown} and {b} {b_shown} are the same path")
                 for (x, x_shown, x_real), (y, y_shown, y_real) in (
-                        ((a, a_shown, a_real), (b, b_shown, b_real)),
-                        ((b, b_shown, b_real), (a, a_shown, a_real))):
+                    ((a, a_shown, a_real), (b, b_shown, b_real)),
+                    ((b, b_shown, b_real), (a, a_shown, a_real)),
+                ):
                     if not _inside(x_real, y_real):
                         continue  # x is not inside y
                     if y == "--montage" and x not in folders:
                         if _SHEET_NAME.match(x_real.name) and x_real.parent == y_real:
-                            raise CLIError(f"{x} {x_shown} would be overwritten by a "
-                                           "contact sheet; choose another name")
+                            raise CLIError(
+                                f"{x} {x_shown} would be overwritten by a "
+                                "contact sheet; choose another name"
+                            )
                         continue  # a file beside the contact sheets: allowed
                     raise CLIError(f"{x} {x_shown} is inside {y} {y_shown}")
 
@@ -500,8 +602,7 @@ class _Staging:
     @contextlib.contextmanager
     def open(self, target, mode="w", **kwargs):
         target = Path(target)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                   suffix=_TMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
         self._tmps.append(tmp)
         os.chmod(tmp, self._mode)
         with os.fdopen(fd, mode, **kwargs) as f:
@@ -550,9 +651,11 @@ def _check_npy_header(f, available, where):
         raise CLIError(f"{where} holds Python objects (dtype {dtype}); expected numbers")
     needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if needed > available - f.tell():
-        raise CLIError(f"{where} is truncated or corrupt: its header promises an array "
-                       f"of shape {shape} ({needed} bytes), the file holds "
-                       f"{max(available - f.tell(), 0)}")
+        raise CLIError(
+            f"{where} is truncated or corrupt: its header promises an array "
+            f"of shape {shape} ({needed} bytes), the file holds "
+            f"{max(available - f.tell(), 0)}"
+        )
 
 
 def _load_array(path, key):
@@ -572,11 +675,14 @@ def _pick(d, path, key):
     if not names:
         raise CLIError(f"{path} holds no arrays")
     if key is None:
-        key = next((k for k in ("X", "images", "data") if k in names),
-                   names[0] if len(names) == 1 else None)
+        key = next(
+            (k for k in ("X", "images", "data") if k in names),
+            names[0] if len(names) == 1 else None,
+        )
         if key is None:
-            raise CLIError(f"{path} holds several arrays ({', '.join(names)}); "
-                           "choose one with --key")
+            raise CLIError(
+                f"{path} holds several arrays ({', '.join(names)}); choose one with --key"
+            )
     if key not in names:
         raise CLIError(f"{path} has no array {key!r}; it holds {', '.join(names)}")
     member = f"{key}.npy"
@@ -615,9 +721,13 @@ def _load_input(args, path):
         # small images, for the contact sheets and the near-duplicate search
         resize = _SMALL_PX if args.features else args.resize
         try:
-            data = load_image_folder(path, resize=resize,
-                                     color="grey" if args.grey else "auto", labels=None,
-                                     verbose=0 if args.quiet else 1)
+            data = load_image_folder(
+                path,
+                resize=resize,
+                color="grey" if args.grey else "auto",
+                labels=None,
+                verbose=0 if args.quiet else 1,
+            )
         except (ValueError, OSError, Image.DecompressionBombError) as exc:
             msg = str(exc).replace("pass resize=(height, width)", "pass --resize PX")
             raise CLIError(msg) from None
@@ -636,28 +746,38 @@ def _load_input(args, path):
         if isinstance(exc, OSError):
             raise CLIError(f"cannot read {path}: {_describe(exc)}") from None
         if isinstance(exc, MemoryError):
-            raise CLIError(f"cannot read {path}: not enough memory "
-                           f"({_describe(exc)})") from None
-        raise CLIError(f"cannot read {path}: damaged, or not an .npy/.npz file "
-                       f"({_describe(exc)})") from None
+            raise CLIError(f"cannot read {path}: not enough memory ({_describe(exc)})") from None
+        raise CLIError(
+            f"cannot read {path}: damaged, or not an .npy/.npz file ({_describe(exc)})"
+        ) from None
     return X, [str(i) for i in range(len(X))] if X.ndim else [], None
 
 
-_KINDS = {"U": "strings", "S": "bytes", "O": "Python objects", "V": "records",
-          "c": "complex numbers", "M": "dates", "m": "time spans"}
+_KINDS = {
+    "U": "strings",
+    "S": "bytes",
+    "O": "Python objects",
+    "V": "records",
+    "c": "complex numbers",
+    "M": "dates",
+    "m": "time spans",
+}
 
 
 def _check_data(args, X, path):
     """Everything about the data that can be checked before the (long) fit."""
     if X.dtype.kind not in "biuf":
-        raise CLIError(f"{path} holds {_KINDS.get(X.dtype.kind, 'non-numbers')} "
-                       f"(dtype {X.dtype}); expected real numbers")
+        raise CLIError(
+            f"{path} holds {_KINDS.get(X.dtype.kind, 'non-numbers')} "
+            f"(dtype {X.dtype}); expected real numbers"
+        )
     if X.ndim < 2:
-        raise CLIError(f"{path}: expected one sample per row, got an array of shape "
-                       f"{X.shape}")
+        raise CLIError(f"{path}: expected one sample per row, got an array of shape {X.shape}")
     if X.ndim > 4:
-        raise CLIError(f"{path}: expected feature vectors (n, d) or images (n, H, W[, C]), "
-                       f"got an array of shape {X.shape}")
+        raise CLIError(
+            f"{path}: expected feature vectors (n, d) or images (n, H, W[, C]), "
+            f"got an array of shape {X.shape}"
+        )
     if len(X) == 0:
         raise CLIError(f"{path} holds no samples (shape {X.shape})")
     if X.size == 0:
@@ -666,23 +786,28 @@ def _check_data(args, X, path):
         with np.errstate(all="ignore"):
             finite = np.isfinite(X.reshape(len(X), -1)).all(axis=1)
         if not finite.all():
-            raise CLIError(f"{path}: sample {int(np.argmin(finite))} holds NaN or "
-                           "infinite values")
+            raise CLIError(f"{path}: sample {int(np.argmin(finite))} holds NaN or infinite values")
     if args.n_clusters is not None and args.n_clusters > len(X):
-        raise CLIError(f"--n-clusters {args.n_clusters} is more than the {len(X)} "
-                       "samples in the input")
+        raise CLIError(
+            f"--n-clusters {args.n_clusters} is more than the {len(X)} samples in the input"
+        )
     if args.resize is not None and X.ndim >= 3 and not path.is_dir() and not args.features:
-        raise CLIError("--resize applies to image folders (and to the network's input "
-                       "with --features); resize the array yourself")
+        raise CLIError(
+            "--resize applies to image folders (and to the network's input "
+            "with --features); resize the array yourself"
+        )
     for opt in ("--montage", "--report", "--features"):
         if getattr(args, opt[2:]) is None:
             continue
         if X.ndim == 2:
-            raise CLIError(f"{opt} needs images; the input holds feature vectors of "
-                           f"shape {X.shape}")
+            raise CLIError(
+                f"{opt} needs images; the input holds feature vectors of shape {X.shape}"
+            )
         if X.ndim == 4 and X.shape[-1] not in (1, 3, 4):
-            raise CLIError(f"{opt} needs grey, RGB or RGBA images; the input has "
-                           f"{X.shape[-1]} channels (shape {X.shape})")
+            raise CLIError(
+                f"{opt} needs grey, RGB or RGBA images; the input has "
+                f"{X.shape[-1]} channels (shape {X.shape})"
+            )
 
 
 def _needs_torch(what):
@@ -690,13 +815,15 @@ def _needs_torch(what):
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise CLIError(f"{what} needs PyTorch: pip install 'skjule[deep]' (or install "
-                       "torch yourself first, e.g. the CPU build).") from None
+        raise CLIError(
+            f"{what} needs PyTorch: pip install 'skjule[deep]' (or install "
+            "torch yourself first, e.g. the CPU build)."
+        ) from None
 
 
 def _check_device(args):
     _needs_torch("--features" if args.method == "gdl" else f"--method {args.method}")
-    from ._networks import resolve_device
+    from ._deep._networks import resolve_device
 
     try:
         resolve_device(args.device)
@@ -727,10 +854,11 @@ def _load_model(args):
     try:
         import torch
 
-        from ._features import FeatureExtractor  # noqa: F401 - fail here if missing
+        from ._deep._features import FeatureExtractor  # noqa: F401 - fail here if missing
     except ImportError as exc:
-        raise CLIError(f"{opt} needs PyTorch: pip install 'skjule[deep]' "
-                       f"({_describe(exc)})") from None
+        raise CLIError(
+            f"{opt} needs PyTorch: pip install 'skjule[deep]' ({_describe(exc)})"
+        ) from None
     with warnings.catch_warnings():  # recent torch deprecates TorchScript
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
@@ -741,33 +869,49 @@ def _load_model(args):
         with contextlib.suppress(Exception):  # a torch.export program (.pt2)?
             return torch.export.load(str(p)).module()
     why = _describe(error).split(". ")[0][:200]
-    raise CLIError(f"{opt} {path}: not a TorchScript model (nor a torch.export program), "
-                   f"or a damaged one ({type(error).__name__}: {why}); export it with "
-                   "torch.jit.script(net).save(path) or torch.jit.trace")
+    raise CLIError(
+        f"{opt} {path}: not a TorchScript model (nor a torch.export program), "
+        f"or a damaged one ({type(error).__name__}: {why}); export it with "
+        "torch.jit.script(net).save(path) or torch.jit.trace"
+    )
 
 
 def _embed(args, module, source):
     """Features of the images (an array, or the files of a folder) by the network."""
-    from ._features import FeatureExtractor
+    from ._deep._features import FeatureExtractor
 
     mean, std = _FEATURE_NORMS[args.feature_norm]
-    fe = FeatureExtractor(module, input_size=args.resize, mean=mean, std=std,
-                          device=args.device, verbose=0 if args.quiet else 1)
+    fe = FeatureExtractor(
+        module,
+        input_size=args.resize,
+        mean=mean,
+        std=std,
+        device=args.device,
+        verbose=0 if args.quiet else 1,
+    )
     try:
         F = fe.fit_transform(source)
     except (ValueError, RuntimeError, TypeError) as exc:
-        msg = _describe(exc).replace(
-            "pass size=(height, width) (input_size= for FeatureExtractor)",
-            "pass --resize PX").replace("set input_size", "set --resize PX")
+        msg = (
+            _describe(exc)
+            .replace(
+                "pass size=(height, width) (input_size= for FeatureExtractor)", "pass --resize PX"
+            )
+            .replace("set input_size", "set --resize PX")
+        )
         raise CLIError(f"--features {args.features}: {msg}") from None
     F = np.asarray(F)
     bad = ~np.isfinite(F).all(axis=1) if F.ndim == 2 else None
     if F.ndim != 2 or len(F) != len(source):
-        raise CLIError(f"--features {args.features}: the network returned features of "
-                       f"shape {F.shape} for {len(source)} images")
+        raise CLIError(
+            f"--features {args.features}: the network returned features of "
+            f"shape {F.shape} for {len(source)} images"
+        )
     if bad.any():
-        raise CLIError(f"--features {args.features}: the network returned NaN or "
-                       f"infinite features for image {int(np.argmax(bad))}")
+        raise CLIError(
+            f"--features {args.features}: the network returned NaN or "
+            f"infinite features for image {int(np.argmax(bad))}"
+        )
     return F
 
 
@@ -777,17 +921,15 @@ def _embed(args, module, source):
 def _estimator(args):
     verbose = 0 if args.quiet else 1
     if args.method == "gdl":
-        from ._gdl import GDLClustering
+        from ._engine._gdl import GDLClustering
 
-        return GDLClustering(args.n_clusters, random_state=args.random_state,
-                             verbose=verbose)
+        return GDLClustering(args.n_clusters, random_state=args.random_state, verbose=verbose)
     _needs_torch(f"--method {args.method}")
     if args.method == "jule":
-        from ._jule import JULEClustering as cls
+        from ._deep._jule import JULEClustering as cls
     else:
-        from ._deepgmm import DeepGMMClustering as cls
-    return cls(args.n_clusters, device=args.device, random_state=args.random_state,
-               verbose=verbose)
+        from ._deep._deepgmm import DeepGMMClustering as cls
+    return cls(args.n_clusters, device=args.device, random_state=args.random_state, verbose=verbose)
 
 
 def _fit(args, X):
@@ -825,11 +967,16 @@ class _Results:
 
         self.labels = small_clusters_as_noise(labels, args.min_cluster_size)
         self.least_typical, self.distances = least_typical(
-            _feature_space(args, est, X_fit), self.labels, fraction=args.least_typical,
-            return_distances=True)
+            _feature_space(args, est, X_fit),
+            self.labels,
+            fraction=args.least_typical,
+            return_distances=True,
+        )
         self.duplicates = find_near_duplicates(
-            X, max_distance=args.duplicate_bits if X.ndim >= 3 else None,
-            random_state=args.random_state)
+            X,
+            max_distance=args.duplicate_bits if X.ndim >= 3 else None,
+            random_state=args.random_state,
+        )
         self.n_clusters = len(np.unique(self.labels[self.labels >= 0]))
         self.n_noise = int((self.labels < 0).sum())
         self.n_groups = int(self.duplicates.max()) + 1 if len(self.duplicates) else 0
@@ -843,8 +990,13 @@ CSV_HEADER = ["file", "cluster", "distance_to_centroid", "least_typical", "dupli
 def _write_csv(f, names, res):
     w = csv.writer(f)
     w.writerow(CSV_HEADER)
-    for name, k, d, lt, g in zip(names, res.labels.tolist(), res.distances.tolist(),
-                                 res.least_typical.tolist(), res.duplicates.tolist()):
+    for name, k, d, lt, g in zip(
+        names,
+        res.labels.tolist(),
+        res.distances.tolist(),
+        res.least_typical.tolist(),
+        res.duplicates.tolist(),
+    ):
         w.writerow([name, k, f"{d:.6g}" if math.isfinite(d) else "", int(lt), g])
 
 
@@ -898,13 +1050,20 @@ def _stage_export(staging, target, files, names, res, copy):
     staging.temporary_folder(build)
     try:
         _, removable = _report.build_export(
-            build, str(target), sources, res.labels, names=names,
-            least_typical=res.least_typical, distances=res.distances,
-            duplicate_groups=res.duplicates, copy=copy, existing=existing)
+            build,
+            str(target),
+            sources,
+            res.labels,
+            names=names,
+            least_typical=res.least_typical,
+            distances=res.distances,
+            duplicate_groups=res.duplicates,
+            copy=copy,
+            existing=existing,
+        )
     except _report.ExportError as exc:
         raise CLIError(f"--export {target}: {exc}") from None
-    staging.before_commit(lambda: _report.commit_export(build, str(target), existing,
-                                                        removable))
+    staging.before_commit(lambda: _report.commit_export(build, str(target), existing, removable))
 
 
 def _report_text(args, path, X, files, names, res):
@@ -916,11 +1075,16 @@ def _report_text(args, path, X, files, names, res):
     if args.min_cluster_size > 1:
         what.append(f"clusters under {args.min_cluster_size} photos are noise")
     return _report.render_report(
-        files if files is not None else X, res.labels, names=names,
-        distances=res.distances, least_typical=res.least_typical,
-        duplicate_groups=res.duplicates, title=f"skjule: {path.name or path}",
+        files if files is not None else X,
+        res.labels,
+        names=names,
+        distances=res.distances,
+        least_typical=res.least_typical,
+        duplicate_groups=res.duplicates,
+        title=f"skjule: {path.name or path}",
         description="Clustered with " + ", ".join(what) + ".",
-        max_per_cluster=args.report_size)
+        max_per_cluster=args.report_size,
+    )
 
 
 def _cluster(args):
@@ -930,8 +1094,11 @@ def _cluster(args):
         raise CLIError("-k auto works with --method jule or gdl; deepgmm needs a number")
     path = _input_path(args)
     model_files = [args.features] if args.features else []
-    inputs = (_Inputs(files=model_files, folders=[path]) if path.is_dir()
-              else _Inputs(files=[path, *model_files]))
+    inputs = (
+        _Inputs(files=model_files, folders=[path])
+        if path.is_dir()
+        else _Inputs(files=[path, *model_files])
+    )
     plan = _Plan(args, inputs, path)  # every output path is checked before the long work
     if args.method != "gdl" or args.features:
         _check_device(args)
@@ -945,12 +1112,14 @@ def _cluster(args):
     sheets = []
     with _Staging() as staging:
         if plan.out is not None:
-            with staging.open(plan.out, "w", newline="", encoding="utf-8",
-                              errors="surrogateescape") as f:
+            with staging.open(
+                plan.out, "w", newline="", encoding="utf-8", errors="surrogateescape"
+            ) as f:
                 _write_csv(f, names, res)
         if plan.montage is not None:
-            sheets = _write_montages(staging, plan.montage, X, res.labels,
-                                     args.montage_size, args.random_state)
+            sheets = _write_montages(
+                staging, plan.montage, X, res.labels, args.montage_size, args.random_state
+            )
         if plan.report is not None:
             with staging.open(plan.report, "w", encoding="utf-8", errors="replace") as f:
                 f.write(_report_text(args, path, X, files, names, res))
@@ -964,8 +1133,10 @@ def _cluster(args):
             _write_csv(sys.stdout, names, res)
             sys.stdout.flush()
         except UnicodeEncodeError:
-            raise CLIError("a file name cannot be printed in the encoding of standard "
-                           "output; write the labels with --out") from None
+            raise CLIError(
+                "a file name cannot be printed in the encoding of standard "
+                "output; write the labels with --out"
+            ) from None
 
     msg = f"{len(X)} samples -> {res.n_clusters} clusters"
     if res.n_noise:
@@ -992,13 +1163,13 @@ def _benchmark(args):
         raise CLIError(f"--data-home {args.data_home}: no such folder")
     out = None
     if args.output is not None:
-        inputs = _Inputs(files=[os.path.join(args.data_home, DATASETS[name][0])
-                                for name in args.datasets])
+        inputs = _Inputs(
+            files=[os.path.join(args.data_home, DATASETS[name][0]) for name in args.datasets]
+        )
         out = _plan_file("--output", args.output, inputs, args.force)
     print(machine_line() + "\n")
     try:
-        table = run_benchmark(args.data_home, args.datasets, args.methods,
-                              seed=args.random_state)
+        table = run_benchmark(args.data_home, args.datasets, args.methods, seed=args.random_state)
     except (OSError, ValueError) as exc:
         raise CLIError(_describe(exc)) from None
     if out is not None:
@@ -1062,9 +1233,11 @@ def main(argv=None):
         except Exception as exc:
             if debug:
                 raise
-            return _error(f"internal error: {type(exc).__name__}: {_describe(exc)} (a bug "
-                          "in skjule; rerun with --debug for the traceback)",
-                          EXIT_INTERNAL)
+            return _error(
+                f"internal error: {type(exc).__name__}: {_describe(exc)} (a bug "
+                "in skjule; rerun with --debug for the traceback)",
+                EXIT_INTERNAL,
+            )
     return EXIT_OK
 
 

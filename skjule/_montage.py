@@ -45,8 +45,10 @@ def make_montage(images, n_cols=None, min_cell=32, pad=2, background=255):
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim not in (3, 4) or len(images) == 0:
-        raise ValueError(f"A montage needs images of shape (n, H, W) or (n, H, W, C); "
-                         f"got an array of shape {images.shape}.")
+        raise ValueError(
+            f"A montage needs images of shape (n, H, W) or (n, H, W, C); "
+            f"got an array of shape {images.shape}."
+        )
     n, h, w = images.shape[:3]
     factor = max(1, math.ceil(min_cell / min(h, w)))
     if factor > 1:
@@ -59,7 +61,7 @@ def make_montage(images, n_cols=None, min_cell=32, pad=2, background=255):
     for i, img in enumerate(images):
         r, c = divmod(i, n_cols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
-        sheet[y:y + h, x:x + w] = img
+        sheet[y : y + h, x : x + w] = img
     return sheet
 
 

@@ -55,8 +55,7 @@ def small_clusters_as_noise(labels, min_cluster_size):
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D; got shape {labels.shape}.")
     if int(min_cluster_size) != min_cluster_size or min_cluster_size < 1:
-        raise ValueError(f"min_cluster_size must be a positive integer; got "
-                         f"{min_cluster_size!r}.")
+        raise ValueError(f"min_cluster_size must be a positive integer; got {min_cluster_size!r}.")
     out = np.full(labels.shape, -1, dtype=np.int64)
     if labels.size == 0:
         return out
@@ -124,8 +123,8 @@ def least_typical(X, labels, *, fraction=0.1, return_distances=False):
         # in blocks of rows: no float64 copy of the whole data
         step = max(1, (32 << 20) // (8 * max(1, X.shape[1])))
         for start in range(0, kept.size, step):
-            rows = kept[start:start + step]
-            diff = X[rows] - centroids[inverse[start:start + step]]
+            rows = kept[start : start + step]
+            diff = X[rows] - centroids[inverse[start : start + step]]
             dist[rows] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         if fraction > 0:
             order = np.lexsort((-dist[kept], inverse))  # by cluster, farthest first
@@ -133,7 +132,7 @@ def least_typical(X, labels, *, fraction=0.1, return_distances=False):
             for start, size in zip(starts, counts):
                 n_marked = min(int(np.ceil(fraction * size - 1e-9)), size - 2)
                 if n_marked > 0:
-                    mask[kept[order[start:start + n_marked]]] = True
+                    mask[kept[order[start : start + n_marked]]] = True
     return (mask, dist) if return_distances else mask
 
 
@@ -148,8 +147,11 @@ def _grey(images, scale):
     """
     a = np.asarray(images)
     if a.ndim == 4:  # colour: luminance (alpha ignored); other channel counts: mean
-        a = (a[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
-             if a.shape[-1] in (3, 4) else a.astype(np.float32).mean(axis=-1))
+        a = (
+            a[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+            if a.shape[-1] in (3, 4)
+            else a.astype(np.float32).mean(axis=-1)
+        )
     a = np.nan_to_num(a.astype(np.float32, copy=False))
     if scale is None:
         lo = a.min(axis=(1, 2), keepdims=True)
@@ -168,14 +170,20 @@ def _shrink(grey, height, width):
     if H >= height and W >= width:
         rows = (np.arange(height) * H) // height
         cols = (np.arange(width) * W) // width
-        s = np.add.reduceat(np.add.reduceat(grey, rows, axis=1, dtype=np.float64), cols,
-                            axis=2)
+        s = np.add.reduceat(np.add.reduceat(grey, rows, axis=1, dtype=np.float64), cols, axis=2)
         area = np.diff(np.r_[rows, H])[:, None] * np.diff(np.r_[cols, W])[None, :]
         return s / area
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(g).resize(
-        (width, height), Image.Resampling.BILINEAR), dtype=np.float64) for g in grey])
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(g).resize((width, height), Image.Resampling.BILINEAR),
+                dtype=np.float64,
+            )
+            for g in grey
+        ]
+    )
 
 
 def _pixel_scale(images):
@@ -224,8 +232,7 @@ def difference_hash(images, hash_size=8):
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
-        raise ValueError(f"images must have shape (n, H, W) or (n, H, W, C); got "
-                         f"{images.shape}.")
+        raise ValueError(f"images must have shape (n, H, W) or (n, H, W, C); got {images.shape}.")
     hash_size = int(hash_size)
     if hash_size < 2:
         raise ValueError(f"hash_size must be at least 2; got {hash_size}.")
@@ -242,11 +249,9 @@ def _hash_parts(images, hash_size):
     per_image = max(1, int(np.prod(images.shape[1:])))
     chunk = max(1, (16 << 20) // (4 * per_image))  # about 16 MB of float32 at a time
     for start in range(0, n, chunk):
-        small = _shrink(_grey(images[start:start + chunk], scale), hash_size,
-                        hash_size + 1)
-        bits[start:start + chunk] = (small[:, :, 1:] < small[:, :, :-1]).reshape(
-            len(small), -1)
-        shrunk[start:start + chunk] = small.reshape(len(small), -1)
+        small = _shrink(_grey(images[start : start + chunk], scale), hash_size, hash_size + 1)
+        bits[start : start + chunk] = (small[:, :, 1:] < small[:, :, :-1]).reshape(len(small), -1)
+        shrunk[start : start + chunk] = small.reshape(len(small), -1)
     return bits, shrunk
 
 
@@ -264,8 +269,9 @@ def _union_find_groups(n, pairs):
 def _groups_from_components(comp):
     """-1 for singletons; 0, 1, ... for groups of two or more, by first member."""
     comp = np.asarray(comp)
-    _, first, inverse, counts = np.unique(comp, return_index=True, return_inverse=True,
-                                          return_counts=True)
+    _, first, inverse, counts = np.unique(
+        comp, return_index=True, return_inverse=True, return_counts=True
+    )
     multi = counts > 1
     order = np.argsort(first[multi], kind="stable")
     gid = np.full(len(counts), -1, dtype=np.int64)
@@ -276,22 +282,24 @@ def _groups_from_components(comp):
 def _close_pairs(codes, n_neighbors, accept, random_state):
     """Pairs (i, j) of rows of ``codes`` among each row's nearest neighbours that
     ``accept(i, j, sqdist)`` keeps (a boolean array over the candidate pairs)."""
-    from ._graph import knn_search
+    from ._engine._graph import knn_search
 
     n = len(codes)
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
     k = min(int(n_neighbors), n - 1)
-    idx, sqd = knn_search(np.ascontiguousarray(codes, dtype=np.float32), k,
-                          random_state=np.random.RandomState(random_state))
+    idx, sqd = knn_search(
+        np.ascontiguousarray(codes, dtype=np.float32),
+        k,
+        random_state=np.random.RandomState(random_state),
+    )
     rows = np.repeat(np.arange(n), k)
     cols, sqd = idx.ravel(), sqd.ravel()
     keep = accept(rows, cols, sqd)
     return np.stack([rows[keep], cols[keep]], axis=1)
 
 
-def find_near_duplicates(X, *, max_distance=None, hash_size=8, n_neighbors=10,
-                         random_state=0):
+def find_near_duplicates(X, *, max_distance=None, hash_size=8, n_neighbors=10, random_state=0):
     """Groups of near-duplicate samples.
 
     Parameters
@@ -326,8 +334,9 @@ def find_near_duplicates(X, *, max_distance=None, hash_size=8, n_neighbors=10,
     """
     X = np.asarray(X)
     if X.ndim < 2 or X.ndim > 4:
-        raise ValueError(f"X must be images (n, H, W[, C]) or feature vectors (n, d); "
-                         f"got shape {X.shape}.")
+        raise ValueError(
+            f"X must be images (n, H, W[, C]) or feature vectors (n, d); got shape {X.shape}."
+        )
     n = len(X)
     if n == 0:
         return np.empty(0, dtype=np.int64)
@@ -342,8 +351,9 @@ def find_near_duplicates(X, *, max_distance=None, hash_size=8, n_neighbors=10,
     # identical vectors first: one representative each, then neighbours among those
     uniq, inverse = np.unique(F, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    pairs = _close_pairs(uniq, n_neighbors,
-                         lambda i, j, sqd: sqd / 2.0 <= limit + 1e-12, random_state)
+    pairs = _close_pairs(
+        uniq, n_neighbors, lambda i, j, sqd: sqd / 2.0 <= limit + 1e-12, random_state
+    )
     return _groups_from_components(_union_find_groups(len(uniq), pairs)[inverse])
 
 
@@ -358,8 +368,7 @@ def _image_duplicates(images, max_distance, hash_size, n_neighbors, random_state
     # the brightness level as a thermometer code: Hamming distance = level difference
     thermo = np.arange(_N_LEVELS)[None, :] < level[:, None]
     codes = np.concatenate([bits, thermo], axis=1)
-    uniq, first, inverse = np.unique(codes, axis=0, return_index=True,
-                                     return_inverse=True)
+    uniq, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     u_bits = uniq[:, :n_bits]
     u_level = uniq[:, n_bits:].sum(axis=1)
@@ -373,8 +382,7 @@ def _image_duplicates(images, max_distance, hash_size, n_neighbors, random_state
         hamming = np.count_nonzero(u_bits[i] != u_bits[j], axis=1)
         corr = np.einsum("ij,ij->i", z[i], z[j])
         similar = np.where(flat[i] | flat[j], flat[i] & flat[j], corr >= _MIN_CORRELATION)
-        return ((hamming <= limit) & similar
-                & (np.abs(u_level[i] - u_level[j]) <= _MAX_LEVEL_STEPS))
+        return (hamming <= limit) & similar & (np.abs(u_level[i] - u_level[j]) <= _MAX_LEVEL_STEPS)
 
     pairs = _close_pairs(uniq, n_neighbors, accept, random_state)
     return _groups_from_components(_union_find_groups(len(uniq), pairs)[inverse])

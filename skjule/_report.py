@@ -107,8 +107,11 @@ def _thumbnail(source, size):
     """(width, height, JPEG data URI) of one image (array or file), longer side <= size."""
     from PIL import Image
 
-    im = _file_image(source, size) if isinstance(source, (str, os.PathLike)) \
+    im = (
+        _file_image(source, size)
+        if isinstance(source, (str, os.PathLike))
         else _array_image(source)
+    )
     im.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=75, optimize=True)
@@ -147,30 +150,32 @@ def _esc(text):
     return html.escape(text, quote=True)
 
 
-def _check_report_inputs(images, labels, names, distances, least_typical,
-                         duplicate_groups):
+def _check_report_inputs(images, labels, names, distances, least_typical, duplicate_groups):
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iub":
-        raise ValueError(f"labels must be a 1-D array of integers; got dtype "
-                         f"{labels.dtype}, shape {labels.shape}.")
+        raise ValueError(
+            f"labels must be a 1-D array of integers; got dtype "
+            f"{labels.dtype}, shape {labels.shape}."
+        )
     labels = labels.astype(np.int64)
     n = len(labels)
     if isinstance(images, (str, os.PathLike)):
-        raise TypeError("images must be an array of images or a list of image files, "
-                         "not one path.")
+        raise TypeError("images must be an array of images or a list of image files, not one path.")
     if isinstance(images, np.ndarray) and images.dtype.kind not in "USO":
-        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in
-                                         (1, 3, 4)):
-            raise ValueError(f"images must have shape (n, H, W) or (n, H, W, C) with C in "
-                             f"1, 3, 4; got {images.shape}.")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+            raise ValueError(
+                f"images must have shape (n, H, W) or (n, H, W, C) with C in "
+                f"1, 3, 4; got {images.shape}."
+            )
         sources = images
     else:
         sources = [os.fspath(p) for p in images]
     if len(sources) != n:
         raise ValueError(f"{len(sources)} images but {n} labels.")
     if names is None:
-        names = ([str(p) for p in sources] if isinstance(sources, list)
-                 else [str(i) for i in range(n)])
+        names = (
+            [str(p) for p in sources] if isinstance(sources, list) else [str(i) for i in range(n)]
+        )
     names = [str(s) for s in names]
 
     def opt(a, what, dtype):
@@ -183,19 +188,35 @@ def _check_report_inputs(images, labels, names, distances, least_typical,
 
     if len(names) != n:
         raise ValueError(f"{len(names)} names but {n} labels.")
-    return (sources, labels, names, opt(distances, "distances", np.float64),
-            opt(least_typical, "least_typical", bool),
-            opt(duplicate_groups, "duplicate_groups", np.int64))
+    return (
+        sources,
+        labels,
+        names,
+        opt(distances, "distances", np.float64),
+        opt(least_typical, "least_typical", bool),
+        opt(duplicate_groups, "duplicate_groups", np.int64),
+    )
 
 
-def render_report(images, labels, *, names=None, distances=None, least_typical=None,
-                  duplicate_groups=None, title="skjule clusters", description=None,
-                  max_per_cluster=200, thumbnail_size=128):
+def render_report(
+    images,
+    labels,
+    *,
+    names=None,
+    distances=None,
+    least_typical=None,
+    duplicate_groups=None,
+    title="skjule clusters",
+    description=None,
+    max_per_cluster=200,
+    thumbnail_size=128,
+):
     """The HTML report as a string; see :func:`write_report` for the parameters."""
     from ._version import __version__
 
     sources, labels, names, dist, lt, dup = _check_report_inputs(
-        images, labels, names, distances, least_typical, duplicate_groups)
+        images, labels, names, distances, least_typical, duplicate_groups
+    )
     size = int(thumbnail_size)
     if size < 8:
         raise ValueError(f"thumbnail_size must be at least 8; got {thumbnail_size!r}.")
@@ -218,18 +239,21 @@ def render_report(images, labels, *, names=None, distances=None, least_typical=N
         if lt[i]:
             badges += '<span class="badge lt">least typical</span>'
         if dup is not None and dup[i] >= 0:
-            badges += (f'<a class="badge dup" href="#dup-{int(dup[i])}">duplicate '
-                       f'{int(dup[i])}</a>')
+            badges += f'<a class="badge dup" href="#dup-{int(dup[i])}">duplicate {int(dup[i])}</a>'
         if isinstance(t, str):
             body = f'<div class="missing">cannot show: {_esc(t)}</div>'
         else:
             w, h, uri = t
             scale = max(1, min(size // max(w, h), 8))  # tiny images: enlarged on screen
-            body = (f'<img src="{uri}" width="{w * scale}" height="{h * scale}" '
-                    f'alt="{name}" title="{name}">')
+            body = (
+                f'<img src="{uri}" width="{w * scale}" height="{h * scale}" '
+                f'alt="{name}" title="{name}">'
+            )
         cls = "thumb lt" if lt[i] else "thumb"
-        return (f'<figure class="{cls}" data-index="{i}"{extra}><div class="frame">{body}'
-                f'</div><figcaption>{name}{badges}</figcaption></figure>')
+        return (
+            f'<figure class="{cls}" data-index="{i}"{extra}><div class="frame">{body}'
+            f"</div><figcaption>{name}{badges}</figcaption></figure>"
+        )
 
     def in_order(idx):
         """Most typical first (then by sample order)."""
@@ -252,7 +276,7 @@ def render_report(images, labels, *, names=None, distances=None, least_typical=N
 
     out = []
     w = out.append
-    w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+    w('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
     w('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
     w(f'<meta name="generator" content="skjule {_esc(__version__)}">\n')
     w(f"<title>{_esc(title)}</title>\n<style>{_CSS.replace('SIZE', str(size))}</style>\n")
@@ -263,15 +287,18 @@ def render_report(images, labels, *, names=None, distances=None, least_typical=N
         parts.append(f"{len(noise)} noise (fit no cluster)")
     parts.append(f"{int(lt.sum())} least typical")
     if dup is not None:
-        parts.append(f"{len(groups)} near-duplicate groups "
-                     f"({sum(len(v) for v in groups.values())} photos)")
+        parts.append(
+            f"{len(groups)} near-duplicate groups ({sum(len(v) for v in groups.values())} photos)"
+        )
     w(f'<p class="summary">{_esc(", ".join(parts))}.</p>\n')
     if description:
         w(f'<p class="summary">{_esc(description)}</p>\n')
     w("<nav><ul>\n")
     for k in clusters:
-        w(f'<li><a href="#{cname(k)}">Cluster {k}</a> '
-          f'<span class="count">({len(members[k])})</span></li>\n')
+        w(
+            f'<li><a href="#{cname(k)}">Cluster {k}</a> '
+            f'<span class="count">({len(members[k])})</span></li>\n'
+        )
     w('<li><a href="#least-typical">Least typical</a></li>\n')
     if len(noise):
         w(f'<li><a href="#noise">Noise</a> <span class="count">({len(noise)})</span></li>\n')
@@ -282,10 +309,11 @@ def render_report(images, labels, *, names=None, distances=None, least_typical=N
     for k in clusters:
         idx = in_order(members[k])
         shown = idx[:max_per_cluster]
-        w(f'<section class="cluster" id="{cname(k)}" data-cluster="{k}" '
-          f'data-size="{len(idx)}">\n')
-        w(f'<h2>Cluster {k} <span class="count">{len(idx)} photo'
-          f'{"s" if len(idx) != 1 else ""}</span></h2>\n')
+        w(f'<section class="cluster" id="{cname(k)}" data-cluster="{k}" data-size="{len(idx)}">\n')
+        w(
+            f'<h2>Cluster {k} <span class="count">{len(idx)} photo'
+            f"{'s' if len(idx) != 1 else ''}</span></h2>\n"
+        )
         note = []
         if dist is not None:
             note.append("Most typical first (nearest to the cluster's centre).")
@@ -301,52 +329,69 @@ def render_report(images, labels, *, names=None, distances=None, least_typical=N
 
     w('<section class="least-typical" id="least-typical">\n<h2>Least typical photos</h2>\n')
     if lt.any():
-        w('<p class="note">In each cluster, the photos farthest from its centre in the '
-          "feature space of the clustering: check whether they belong there. Least "
-          "typical first.</p>\n")
+        w(
+            '<p class="note">In each cluster, the photos farthest from its centre in the '
+            "feature space of the clustering: check whether they belong there. Least "
+            "typical first.</p>\n"
+        )
         for k in clusters:
             idx = members[k][lt[members[k]]]
             if not len(idx):
                 continue
             idx = in_order(idx)[::-1]
-            w(f'<h3><a href="#{cname(k)}">Cluster {k}</a> <span class="count">'
-              f'{len(idx)} of {len(members[k])}</span></h3>\n')
-            w('<div class="grid">\n' + "\n".join(figure(int(i)) for i in idx)
-              + "\n</div>\n")
+            w(
+                f'<h3><a href="#{cname(k)}">Cluster {k}</a> <span class="count">'
+                f"{len(idx)} of {len(members[k])}</span></h3>\n"
+            )
+            w('<div class="grid">\n' + "\n".join(figure(int(i)) for i in idx) + "\n</div>\n")
     else:
         w('<p class="note">None marked.</p>\n')
     w("</section>\n")
 
     if len(noise):
         shown = noise[:max_per_cluster]
-        w(f'<section class="cluster noise" id="noise" data-cluster="-1" '
-          f'data-size="{len(noise)}">\n<h2>Noise <span class="count">{len(noise)} '
-          f'photo{"s" if len(noise) != 1 else ""} that fit no cluster (label -1)'
-          "</span></h2>\n")
+        w(
+            f'<section class="cluster noise" id="noise" data-cluster="-1" '
+            f'data-size="{len(noise)}">\n<h2>Noise <span class="count">{len(noise)} '
+            f"photo{'s' if len(noise) != 1 else ''} that fit no cluster (label -1)"
+            "</span></h2>\n"
+        )
         if len(shown) < len(noise):
             w(f'<p class="note">Showing {len(shown)} of {len(noise)}.</p>\n')
         w('<div class="grid">\n' + "\n".join(figure(int(i)) for i in shown) + "\n</div>\n")
         w("</section>\n")
 
     if dup is not None:
-        w('<section class="duplicates" id="duplicates">\n<h2>Near-duplicates '
-          f'<span class="count">{len(groups)} groups</span></h2>\n')
+        w(
+            '<section class="duplicates" id="duplicates">\n<h2>Near-duplicates '
+            f'<span class="count">{len(groups)} groups</span></h2>\n'
+        )
         if groups:
-            w('<p class="note">Photos that look nearly the same (bursts of one shot, '
-              "copies, re-encoded or slightly edited versions).</p>\n")
+            w(
+                '<p class="note">Photos that look nearly the same (bursts of one shot, '
+                "copies, re-encoded or slightly edited versions).</p>\n"
+            )
             for g, idx in groups.items():
                 shown = idx[:max_per_cluster]
-                where = sorted({("noise" if labels[i] < 0 else f"cluster {labels[i]}")
-                                for i in idx})
-                w(f'<div class="dup-group" id="dup-{g}"><h3>Group {g} <span class="count">'
-                  f'{len(idx)} photos; {_esc(", ".join(where))}</span></h3>\n')
-                w('<div class="grid">\n' + "\n".join(figure(int(i)) for i in shown)
-                  + "\n</div></div>\n")
+                where = sorted(
+                    {("noise" if labels[i] < 0 else f"cluster {labels[i]}") for i in idx}
+                )
+                w(
+                    f'<div class="dup-group" id="dup-{g}"><h3>Group {g} <span class="count">'
+                    f"{len(idx)} photos; {_esc(', '.join(where))}</span></h3>\n"
+                )
+                w(
+                    '<div class="grid">\n'
+                    + "\n".join(figure(int(i)) for i in shown)
+                    + "\n</div></div>\n"
+                )
         else:
             w('<p class="note">None found.</p>\n')
         w("</section>\n")
-    w(f'</main>\n<footer><p class="note">Written by skjule {_esc(__version__)}.</p>'
-      "</footer>\n</body>\n</html>\n")
+    w(
+        f'</main>\n<footer><p class="note">Written by skjule {_esc(__version__)}.</p>'
+        "</footer>\n</body>\n</html>\n"
+    )
     return "".join(out)
 
 
@@ -358,8 +403,7 @@ def _umask():
 
 def _atomic_write_text(path, text):
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=_TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
@@ -373,9 +417,21 @@ def _atomic_write_text(path, text):
         raise
 
 
-def write_report(path, images, labels, *, names=None, distances=None, least_typical=None,
-                 duplicate_groups=None, title="skjule clusters", description=None,
-                 max_per_cluster=200, thumbnail_size=128, overwrite=False):
+def write_report(
+    path,
+    images,
+    labels,
+    *,
+    names=None,
+    distances=None,
+    least_typical=None,
+    duplicate_groups=None,
+    title="skjule clusters",
+    description=None,
+    max_per_cluster=200,
+    thumbnail_size=128,
+    overwrite=False,
+):
     """Write a self-contained HTML page showing the clusters.
 
     One file, no external resource and no JavaScript: thumbnails are embedded
@@ -424,10 +480,18 @@ def write_report(path, images, labels, *, names=None, distances=None, least_typi
         raise IsADirectoryError(f"{path} is a folder; give a file name.")
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
-    text = render_report(images, labels, names=names, distances=distances,
-                         least_typical=least_typical, duplicate_groups=duplicate_groups,
-                         title=title, description=description,
-                         max_per_cluster=max_per_cluster, thumbnail_size=thumbnail_size)
+    text = render_report(
+        images,
+        labels,
+        names=names,
+        distances=distances,
+        least_typical=least_typical,
+        duplicate_groups=duplicate_groups,
+        title=title,
+        description=description,
+        max_per_cluster=max_per_cluster,
+        thumbnail_size=thumbnail_size,
+    )
     _atomic_write_text(path, text)
     return path
 
@@ -455,8 +519,7 @@ def _inside_real(folder_real, rel):
     parent = os.path.dirname(rel)
     if not parent:
         return True
-    return os.path.realpath(os.path.join(folder_real, parent)) == os.path.join(
-        folder_real, parent)
+    return os.path.realpath(os.path.join(folder_real, parent)) == os.path.join(folder_real, parent)
 
 
 def _read_manifest(folder):
@@ -510,8 +573,9 @@ def removable_entries(folder):
         return [], []
     files, folders = manifest
     ours = [r for r in (_ours(folder_real, e) for e in files) if r is not None]
-    dirs = [r for r in (_norm_rel(d) for d in folders)
-            if r is not None and _inside_real(folder_real, r)]
+    dirs = [
+        r for r in (_norm_rel(d) for d in folders) if r is not None and _inside_real(folder_real, r)
+    ]
     return ours + [MANIFEST], dirs
 
 
@@ -594,9 +658,19 @@ def check_export_sources(paths):
     return out
 
 
-def build_export(build_dir, target_real, sources, labels, *, names=None,
-                 least_typical=None, distances=None, duplicate_groups=None, copy=False,
-                 existing=False):
+def build_export(
+    build_dir,
+    target_real,
+    sources,
+    labels,
+    *,
+    names=None,
+    least_typical=None,
+    distances=None,
+    duplicate_groups=None,
+    copy=False,
+    existing=False,
+):
     """Write the export tree into ``build_dir`` (a fresh, empty folder).
 
     ``target_real`` is where it will be moved (an existing folder when
@@ -643,28 +717,47 @@ def build_export(build_dir, target_real, sources, labels, *, names=None,
                 raise ExportError(
                     f"cannot create a symbolic link in {target_real} "
                     f"({getattr(exc, 'strerror', None) or exc}); use copies instead "
-                    "(--copy, copy=True)") from None
+                    "(--copy, copy=True)"
+                ) from None
             files.append({"path": rel, "link": sources[i]})
         rel_paths.append(rel)
 
     index = namer.file("", INDEX)
-    with open(os.path.join(build_dir, index), "w", newline="", encoding="utf-8",
-              errors="surrogateescape") as f:
+    with open(
+        os.path.join(build_dir, index), "w", newline="", encoding="utf-8", errors="surrogateescape"
+    ) as f:
         w = csv.writer(f)
-        w.writerow(["file", "cluster", "distance_to_centroid", "least_typical",
-                    "duplicate_group", "exported_as"])
+        w.writerow(
+            [
+                "file",
+                "cluster",
+                "distance_to_centroid",
+                "least_typical",
+                "duplicate_group",
+                "exported_as",
+            ]
+        )
         for i in range(n):
-            d = "" if distances is None or not np.isfinite(distances[i]) else \
-                f"{float(distances[i]):.6g}"
+            d = (
+                ""
+                if distances is None or not np.isfinite(distances[i])
+                else f"{float(distances[i]):.6g}"
+            )
             g = -1 if duplicate_groups is None else int(duplicate_groups[i])
-            w.writerow([names[i], int(labels[i]), d, int(lt[i]), g,
-                        rel_paths[i].replace(os.sep, "/")])
+            w.writerow(
+                [names[i], int(labels[i]), d, int(lt[i]), g, rel_paths[i].replace(os.sep, "/")]
+            )
     st = os.lstat(os.path.join(build_dir, index))
     files.append({"path": index, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-    manifest = {"skjule_export": _MANIFEST_FORMAT, "copy": bool(copy),
-                "files": files, "folders": folders}
-    with open(os.path.join(build_dir, MANIFEST), "w", encoding="utf-8",
-              errors="surrogateescape") as f:
+    manifest = {
+        "skjule_export": _MANIFEST_FORMAT,
+        "copy": bool(copy),
+        "files": files,
+        "folders": folders,
+    }
+    with open(
+        os.path.join(build_dir, MANIFEST), "w", encoding="utf-8", errors="surrogateescape"
+    ) as f:
         json.dump(manifest, f, indent=1, ensure_ascii=True)
     os.chmod(os.path.join(build_dir, MANIFEST), 0o666 & ~_umask())
     return rel_paths, (removable, rm_dirs)
@@ -676,8 +769,11 @@ def new_build_dir(target_real, existing):
     if existing:
         d = tempfile.mkdtemp(dir=target_real, prefix=".skjule-export.", suffix=_TMP_SUFFIX)
     else:
-        d = tempfile.mkdtemp(dir=os.path.dirname(target_real),
-                             prefix=f".{os.path.basename(target_real)}.", suffix=_TMP_SUFFIX)
+        d = tempfile.mkdtemp(
+            dir=os.path.dirname(target_real),
+            prefix=f".{os.path.basename(target_real)}.",
+            suffix=_TMP_SUFFIX,
+        )
     os.chmod(d, 0o777 & ~_umask())
     return d
 
@@ -708,13 +804,18 @@ def commit_export(build_dir, target_real, existing, removable):
             if src_dir == build_dir and e == MANIFEST:
                 continue
             src, dst = os.path.join(src_dir, e), os.path.join(dst_dir, e)
-            if os.path.isdir(dst) and not os.path.islink(dst) and os.path.isdir(src) \
-                    and not os.path.islink(src):
+            if (
+                os.path.isdir(dst)
+                and not os.path.islink(dst)
+                and os.path.isdir(src)
+                and not os.path.islink(src)
+            ):
                 move_in(src, dst)  # a folder kept (the user's files in it): merge
                 os.rmdir(src)
             elif os.path.lexists(dst):
-                raise FileExistsError(f"{dst} appeared during the export; nothing of "
-                                      "yours was replaced")
+                raise FileExistsError(
+                    f"{dst} appeared during the export; nothing of yours was replaced"
+                )
             else:
                 os.rename(src, dst)
 
@@ -723,8 +824,18 @@ def commit_export(build_dir, target_real, existing, removable):
     os.rmdir(build_dir)
 
 
-def export_clusters(paths, labels, out_dir, *, least_typical=None, copy=False,
-                    names=None, distances=None, duplicate_groups=None, overwrite=False):
+def export_clusters(
+    paths,
+    labels,
+    out_dir,
+    *,
+    least_typical=None,
+    copy=False,
+    names=None,
+    distances=None,
+    duplicate_groups=None,
+    overwrite=False,
+):
     """Sort photos into one folder per cluster (symbolic links or copies).
 
     Layout of ``out_dir``::
@@ -777,10 +888,16 @@ def export_clusters(paths, labels, out_dir, *, least_typical=None, copy=False,
     paths = list(paths)
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(paths):
-        raise ValueError(f"labels must be {len(paths)} integers, one per path; got dtype "
-                         f"{labels.dtype}, shape {labels.shape}.")
-    for what, a in (("least_typical", least_typical), ("distances", distances),
-                    ("duplicate_groups", duplicate_groups), ("names", names)):
+        raise ValueError(
+            f"labels must be {len(paths)} integers, one per path; got dtype "
+            f"{labels.dtype}, shape {labels.shape}."
+        )
+    for what, a in (
+        ("least_typical", least_typical),
+        ("distances", distances),
+        ("duplicate_groups", duplicate_groups),
+        ("names", names),
+    ):
         if a is not None and len(a) != len(paths):
             raise ValueError(f"{what} must have {len(paths)} entries; got {len(a)}.")
     sources = check_export_sources(paths)
@@ -791,25 +908,38 @@ def export_clusters(paths, labels, out_dir, *, least_typical=None, copy=False,
             raise ExportError(f"{out_dir} holds the photo {s}; choose another folder.")
         d = os.path.dirname(s)
         if target_real == os.path.realpath(d) or target_real.startswith(
-                os.path.realpath(d) + os.sep):
-            raise ExportError(f"{out_dir} is in the folder of the photo {s}, where it "
-                              "would be read as photos; choose a folder outside it.")
+            os.path.realpath(d) + os.sep
+        ):
+            raise ExportError(
+                f"{out_dir} is in the folder of the photo {s}, where it "
+                "would be read as photos; choose a folder outside it."
+            )
     existing = os.path.lexists(target_real)
     if existing:
         if not os.path.isdir(target_real):
             raise ExportError(f"{out_dir} exists and is not a folder.")
         if os.listdir(target_real) and not overwrite:
-            raise FileExistsError(f"{out_dir} is not empty; pass overwrite=True to replace "
-                                  "what an earlier export wrote (other files are kept).")
+            raise FileExistsError(
+                f"{out_dir} is not empty; pass overwrite=True to replace "
+                "what an earlier export wrote (other files are kept)."
+            )
     else:
         os.makedirs(os.path.dirname(target_real), exist_ok=True)
     build = new_build_dir(target_real, existing)
     try:
         names_ = [str(p) for p in paths] if names is None else [str(x) for x in names]
         rel, removable = build_export(
-            build, target_real, sources, labels, names=names_,
-            least_typical=least_typical, distances=distances,
-            duplicate_groups=duplicate_groups, copy=copy, existing=existing)
+            build,
+            target_real,
+            sources,
+            labels,
+            names=names_,
+            least_typical=least_typical,
+            distances=distances,
+            duplicate_groups=duplicate_groups,
+            copy=copy,
+            existing=existing,
+        )
         commit_export(build, target_real, existing, removable)
     except BaseException:
         with contextlib.suppress(OSError):

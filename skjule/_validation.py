@@ -82,9 +82,13 @@ def check_features(estimator, X, *, reset, min_samples=1, name="X"):
     _check_feature_names(estimator, X, reset=reset)
     try:
         arr = check_array(
-            X, allow_nd=True, dtype=[np.float64, np.float32],
-            ensure_min_samples=min_samples, ensure_all_finite=True,
-            input_name=name, estimator=estimator,
+            X,
+            allow_nd=True,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=min_samples,
+            ensure_all_finite=True,
+            input_name=name,
+            estimator=estimator,
         )
     except ValueError as exc:
         msg = str(exc)
@@ -115,8 +119,7 @@ def diverged_error(learning_rate, *, what="The network's embeddings", where=""):
     )
 
 
-def check_finite_training(values, learning_rate, *, what="The network's embeddings",
-                          where=""):
+def check_finite_training(values, learning_rate, *, what="The network's embeddings", where=""):
     """``values`` unchanged, or :func:`diverged_error` when any is NaN or infinite."""
     if not np.isfinite(values).all():
         raise diverged_error(learning_rate, what=what, where=where)
@@ -175,7 +178,9 @@ def warn_if_few_distinct(X, n_clusters):
         warnings.warn(
             f"X holds only {m} distinct samples, fewer than n_clusters={n_clusters}: "
             "some identical samples are split between clusters. Use n_clusters <= "
-            f"{m} for a meaningful result.", UserWarning, stacklevel=3,
+            f"{m} for a meaningful result.",
+            UserWarning,
+            stacklevel=3,
         )
 
 

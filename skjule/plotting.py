@@ -9,16 +9,20 @@ import numpy as np
 
 from ._montage import cluster_samples, make_montage, to_uint8
 
-__all__ = ["plot_cluster_montage", "plot_embedding", "plot_history", "plot_dendrogram",
-           "dendrogram_linkage"]
+__all__ = [
+    "plot_cluster_montage",
+    "plot_embedding",
+    "plot_history",
+    "plot_dendrogram",
+    "dendrogram_linkage",
+]
 
 
 def _plt():
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("skjule.plotting needs matplotlib: pip install "
-                          "'skjule[plot]'") from exc
+        raise ImportError("skjule.plotting needs matplotlib: pip install 'skjule[plot]'") from exc
     return plt
 
 
@@ -29,8 +33,9 @@ def _axes(ax, projection=None, figsize=None):
     return fig.add_subplot(projection=projection)
 
 
-def plot_cluster_montage(images, labels, *, n_per_cluster=12, max_clusters=None,
-                         random_state=0, ax=None):
+def plot_cluster_montage(
+    images, labels, *, n_per_cluster=12, max_clusters=None, random_state=0, ax=None
+):
     """One row of sample images per cluster.
 
     Parameters
@@ -53,8 +58,10 @@ def plot_cluster_montage(images, labels, *, n_per_cluster=12, max_clusters=None,
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim not in (3, 4) or len(images) != len(labels):
-        raise ValueError(f"images must be (n, H, W) or (n, H, W, C) with one label "
-                         f"each; got {images.shape} and {labels.shape}.")
+        raise ValueError(
+            f"images must be (n, H, W) or (n, H, W, C) with one label "
+            f"each; got {images.shape} and {labels.shape}."
+        )
     images = to_uint8(images)
     picks = cluster_samples(labels, n_per_cluster, random_state)
     sizes = dict(zip(*np.unique(labels, return_counts=True)))
@@ -77,8 +84,17 @@ def plot_cluster_montage(images, labels, *, n_per_cluster=12, max_clusters=None,
     return ax
 
 
-def plot_embedding(X, labels, *, method="pca", n_components=2, random_state=0,
-                   max_points=20000, ax=None, **scatter_kw):
+def plot_embedding(
+    X,
+    labels,
+    *,
+    method="pca",
+    n_components=2,
+    random_state=0,
+    max_points=20000,
+    ax=None,
+    **scatter_kw,
+):
     """Scatter plot of a representation coloured by cluster (JULE's Fig. 1).
 
     Parameters
@@ -105,22 +121,24 @@ def plot_embedding(X, labels, *, method="pca", n_components=2, random_state=0,
     """
     X, labels = np.asarray(X, dtype=np.float64), np.asarray(labels)
     if X.ndim != 2 or len(X) != len(labels):
-        raise ValueError(f"X must be (n, d) with one label per row; got {X.shape} and "
-                         f"{labels.shape}.")
+        raise ValueError(
+            f"X must be (n, d) with one label per row; got {X.shape} and {labels.shape}."
+        )
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3; got {n_components}.")
     if X.shape[1] < n_components:
-        raise ValueError(f"X has {X.shape[1]} columns, fewer than n_components="
-                         f"{n_components}.")
+        raise ValueError(f"X has {X.shape[1]} columns, fewer than n_components={n_components}.")
     rng = np.random.default_rng(random_state)
     if len(X) > max_points:
         keep = np.sort(rng.choice(len(X), max_points, replace=False))
         X, labels = X[keep], labels[keep]
     if method == "pca":
         from sklearn.decomposition import PCA
+
         Y = PCA(n_components, random_state=random_state).fit_transform(X)
     elif method == "tsne":
         from sklearn.manifold import TSNE
+
         Y = TSNE(n_components, random_state=random_state, init="pca").fit_transform(X)
     elif method == "none":
         Y = X[:, :n_components]
@@ -128,16 +146,17 @@ def plot_embedding(X, labels, *, method="pca", n_components=2, random_state=0,
         raise ValueError(f"method must be 'pca', 'tsne' or 'none'; got {method!r}.")
     ax = _axes(ax, projection="3d" if n_components == 3 else None, figsize=(6, 5))
     _, codes = np.unique(labels, return_inverse=True)
-    kw = dict(s=4, cmap="tab20" if codes.max() < 20 else "nipy_spectral", alpha=0.8,
-              linewidths=0)
+    kw = dict(s=4, cmap="tab20" if codes.max() < 20 else "nipy_spectral", alpha=0.8, linewidths=0)
     kw.update(scatter_kw)
     ax.scatter(*Y.T, c=codes, **kw)
     ax.set_xticks([])
     ax.set_yticks([])
     if n_components == 3:
         ax.set_zticks([])
-    ax.set_title(f"{method.upper() if method != 'none' else 'first'} "
-                 f"{n_components}-D view, {len(np.unique(labels))} colours")
+    ax.set_title(
+        f"{method.upper() if method != 'none' else 'first'} "
+        f"{n_components}-D view, {len(np.unique(labels))} colours"
+    )
     return ax
 
 
@@ -157,8 +176,9 @@ def plot_history(estimator, ax=None):
     """
     history = getattr(estimator, "history_", None)
     if history is None:
-        raise ValueError("plot_history needs a fitted JULE estimator (history_ is "
-                         "missing); call fit first.")
+        raise ValueError(
+            "plot_history needs a fitted JULE estimator (history_ is missing); call fit first."
+        )
     periods = [h for h in history if h["period"] != "RC"]
     if not periods:
         raise ValueError("history_ holds no training period.")
@@ -168,6 +188,7 @@ def plot_history(estimator, ax=None):
     ax.plot(x, clusters, "o-", color="C0")
     ax.set_yscale("log")
     from matplotlib.ticker import MaxNLocator
+
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("period (the loss is that of the training before each merge)")
     ax.set_ylabel("clusters", color="C0")
@@ -202,8 +223,7 @@ def dendrogram_linkage(children, labels, n_leaves=30):
     n = len(labels)
     n_final = n - len(children)
     if n_leaves <= n_final:
-        raise ValueError(f"n_leaves must exceed the {n_final} final clusters; got "
-                         f"{n_leaves}.")
+        raise ValueError(f"n_leaves must exceed the {n_final} final clusters; got {n_leaves}.")
     n_leaves = min(n_leaves, n)
     m0 = n - n_leaves
     size = np.ones(n + len(children), dtype=np.int64)
@@ -252,13 +272,20 @@ def plot_dendrogram(estimator, n_leaves=30, ax=None):
     from scipy.cluster.hierarchy import dendrogram
 
     if not hasattr(estimator, "children_") or not hasattr(estimator, "labels_"):
-        raise ValueError("plot_dendrogram needs a fitted estimator with children_ and "
-                         "labels_ (GDLClustering, JULEClustering); call fit first.")
-    Z, sizes, final, top = dendrogram_linkage(estimator.children_, estimator.labels_,
-                                              n_leaves)
+        raise ValueError(
+            "plot_dendrogram needs a fitted estimator with children_ and "
+            "labels_ (GDLClustering, JULEClustering); call fit first."
+        )
+    Z, sizes, final, top = dendrogram_linkage(estimator.children_, estimator.labels_, n_leaves)
     ax = _axes(ax, figsize=(max(6, 0.25 * len(sizes)), 4))
-    dendrogram(Z, ax=ax, color_threshold=top + 0.5, above_threshold_color="none",
-               labels=[f"{k}: {s}" for k, s in zip(final, sizes)], leaf_rotation=90)
+    dendrogram(
+        Z,
+        ax=ax,
+        color_threshold=top + 0.5,
+        above_threshold_color="none",
+        labels=[f"{k}: {s}" for k, s in zip(final, sizes)],
+        leaf_rotation=90,
+    )
     ax.set_ylim(0, top + 0.5)
     ax.set_ylabel("merge step")
     ax.set_title(f"last {int(top)} merges, down to {len(np.unique(final))} clusters")

@@ -14,9 +14,9 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-import skjule._jule as jule_module
+import skjule._deep._jule as jule_module
 from skjule import AutoencoderTransformer, DeepGMMClustering, JULEClustering
-from skjule._checkpoint import from_plain, to_plain
+from skjule._deep._checkpoint import from_plain, to_plain
 
 PARAMS = dict(n_clusters=5, eta=0.6, epochs_per_period=1, embedding_dim=8)
 
@@ -74,8 +74,9 @@ def test_planted_pickle_is_never_executed(tmp_path, X, writer):
             pickle.dump(payload, f)
         else:
             torch.save(payload, f)
-    with pytest.warns(RuntimeWarning,
-                      match=f"Ignoring checkpoint {path}.*nothing in it was executed"):
+    with pytest.warns(
+        RuntimeWarning, match=f"Ignoring checkpoint {path}.*nothing in it was executed"
+    ):
         est.fit(X)
     assert not marker.exists()
     np.testing.assert_array_equal(est.labels_, reference)  # a fresh fit, same seed
@@ -89,8 +90,13 @@ def test_checkpoint_file_holds_only_plain_data(tmp_path, X):
 
 def test_deepgmm_checkpoint_holds_no_estimator_objects(tmp_path, X):
     Xf = X.reshape(len(X), -1)
-    params = dict(n_clusters=5, epochs=2, batch_size=60, random_state=0,
-                  autoencoder=AutoencoderTransformer(hidden_dims=(16,), epochs=1))
+    params = dict(
+        n_clusters=5,
+        epochs=2,
+        batch_size=60,
+        random_state=0,
+        autoencoder=AutoencoderTransformer(hidden_dims=(16,), epochs=1),
+    )
     reference = DeepGMMClustering(**params).fit(Xf)
     est = DeepGMMClustering(**params, checkpoint_dir=tmp_path).fit(Xf)
     (path,) = tmp_path.iterdir()
@@ -104,8 +110,12 @@ def test_deepgmm_checkpoint_holds_no_estimator_objects(tmp_path, X):
 
 
 def test_plain_round_trip_keeps_dtypes_and_values():
-    state = {"a": np.arange(6, dtype=np.uint32).reshape(2, 3), "b": (1, "x", None, 2.5),
-             "c": [np.float64(1.5), {"d": np.array([True, False])}], "t": torch.ones(2)}
+    state = {
+        "a": np.arange(6, dtype=np.uint32).reshape(2, 3),
+        "b": (1, "x", None, 2.5),
+        "c": [np.float64(1.5), {"d": np.array([True, False])}],
+        "t": torch.ones(2),
+    }
     back = from_plain(to_plain(state))
     assert back["a"].dtype == np.uint32 and back["a"].shape == (2, 3)
     np.testing.assert_array_equal(back["a"], state["a"])
@@ -118,17 +128,24 @@ def test_plain_round_trip_keeps_dtypes_and_values():
 # ---------------------------------------------------------------- identity
 def test_same_seed_state_resumes(tmp_path, X, train_calls):
     resumed, files = _fit_twice(
-        tmp_path, X, train_calls,
+        tmp_path,
+        X,
+        train_calls,
         JULEClustering(**PARAMS, random_state=np.random.RandomState(0)),
-        JULEClustering(**PARAMS, random_state=np.random.RandomState(0)))
+        JULEClustering(**PARAMS, random_state=np.random.RandomState(0)),
+    )
     assert resumed and files == 1
 
 
 def test_other_seed_state_does_not_resume(tmp_path, X, train_calls):
     second = JULEClustering(**PARAMS, random_state=np.random.RandomState(1))
     resumed, files = _fit_twice(
-        tmp_path, X, train_calls,
-        JULEClustering(**PARAMS, random_state=np.random.RandomState(0)), second)
+        tmp_path,
+        X,
+        train_calls,
+        JULEClustering(**PARAMS, random_state=np.random.RandomState(0)),
+        second,
+    )
     assert not resumed and files == 2
     fresh = JULEClustering(**PARAMS, random_state=np.random.RandomState(1)).fit(X)
     np.testing.assert_array_equal(second.labels_, fresh.labels_)
@@ -136,8 +153,9 @@ def test_other_seed_state_does_not_resume(tmp_path, X, train_calls):
 
 def test_random_state_none_never_resumes(tmp_path, X, train_calls):
     with pytest.warns(UserWarning, match="random_state=None.*cannot be resumed"):
-        resumed, files = _fit_twice(tmp_path, X, train_calls, JULEClustering(**PARAMS),
-                                    JULEClustering(**PARAMS))
+        resumed, files = _fit_twice(
+            tmp_path, X, train_calls, JULEClustering(**PARAMS), JULEClustering(**PARAMS)
+        )
     assert not resumed and files == 2
 
 
@@ -153,17 +171,23 @@ def _wider_net(input_shape):
 
 def test_callable_backbone_resumes_when_it_builds_the_same_network(tmp_path, X, train_calls):
     resumed, files = _fit_twice(
-        tmp_path, X, train_calls,
+        tmp_path,
+        X,
+        train_calls,
         JULEClustering(**PARAMS, random_state=0, backbone=_small_net),
-        JULEClustering(**PARAMS, random_state=0, backbone=_small_net))
+        JULEClustering(**PARAMS, random_state=0, backbone=_small_net),
+    )
     assert resumed and files == 1
 
 
 def test_callable_backbone_of_another_architecture_does_not_resume(tmp_path, X, train_calls):
     resumed, files = _fit_twice(
-        tmp_path, X, train_calls,
+        tmp_path,
+        X,
+        train_calls,
         JULEClustering(**PARAMS, random_state=0, backbone=_small_net),
-        JULEClustering(**PARAMS, random_state=0, backbone=_wider_net))
+        JULEClustering(**PARAMS, random_state=0, backbone=_wider_net),
+    )
     assert not resumed and files == 2
 
 
@@ -171,11 +195,19 @@ def test_module_backbone_with_other_weights_does_not_resume(tmp_path, X, train_c
     torch.manual_seed(0)
     a = _small_net((1, 8, 8))
     b = _small_net((1, 8, 8))  # same architecture, other initial weights
-    resumed, files = _fit_twice(tmp_path, X, train_calls,
-                                JULEClustering(**PARAMS, random_state=0, backbone=a),
-                                JULEClustering(**PARAMS, random_state=0, backbone=b))
+    resumed, files = _fit_twice(
+        tmp_path,
+        X,
+        train_calls,
+        JULEClustering(**PARAMS, random_state=0, backbone=a),
+        JULEClustering(**PARAMS, random_state=0, backbone=b),
+    )
     assert not resumed and files == 2
-    resumed, files = _fit_twice(tmp_path, X, train_calls,
-                                JULEClustering(**PARAMS, random_state=0, backbone=a),
-                                JULEClustering(**PARAMS, random_state=0, backbone=a))
+    resumed, files = _fit_twice(
+        tmp_path,
+        X,
+        train_calls,
+        JULEClustering(**PARAMS, random_state=0, backbone=a),
+        JULEClustering(**PARAMS, random_state=0, backbone=a),
+    )
     assert resumed and files == 2

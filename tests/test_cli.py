@@ -19,11 +19,12 @@ def png_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("photos")
     X, y = load_digits(n_class=3, return_X_y=True)
     X, y = X[:90], y[:90]
-    for i, (x, c) in enumerate(zip(X, y)):
+    for i, x in enumerate(X):
         sub = root / f"batch{i % 2}"
         sub.mkdir(exist_ok=True)
         Image.fromarray((x.reshape(8, 8) * 16).clip(0, 255).astype(np.uint8)).save(
-            sub / f"img{i:03d}.png")
+            sub / f"img{i:03d}.png"
+        )
     return root, y
 
 
@@ -39,9 +40,23 @@ def _read_csv(path):
 def test_cluster_folder_writes_csv_and_montages(png_folder, tmp_path, method, capsys):
     root, _ = png_folder
     out, sheets = tmp_path / "labels.csv", tmp_path / "sheets"
-    code = main(["cluster", str(root), "--n-clusters", "3", "--method", method,
-                 "--out", str(out), "--montage", str(sheets), "--montage-size", "9",
-                 "--quiet"])
+    code = main(
+        [
+            "cluster",
+            str(root),
+            "--n-clusters",
+            "3",
+            "--method",
+            method,
+            "--out",
+            str(out),
+            "--montage",
+            str(sheets),
+            "--montage-size",
+            "9",
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = _read_csv(out)
     assert len(rows) == 90
@@ -62,8 +77,7 @@ def test_gdl_labels_match_the_classes(png_folder, tmp_path):
 
     root, y = png_folder
     out = tmp_path / "l.csv"
-    assert main(["cluster", str(root), "-k", "3", "--method", "gdl", "-o", str(out),
-                 "-q"]) == 0
+    assert main(["cluster", str(root), "-k", "3", "--method", "gdl", "-o", str(out), "-q"]) == 0
     rows = _read_csv(out)
     # files are listed batch0/ then batch1/: map them back to the digit order
     order = [int(r[0][-7:-4]) for r in rows]
@@ -75,15 +89,19 @@ def test_gdl_labels_match_the_classes(png_folder, tmp_path):
 def test_installed_command_runs_and_prints_csv(png_folder):
     root, _ = png_folder
     proc = subprocess.run(
-        [sys.executable, "-m", "skjule", "cluster", str(root), "-k", "3", "--method",
-         "gdl"], capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "skjule", "cluster", str(root), "-k", "3", "--method", "gdl"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == ",".join(CSV_HEADER) and len(lines) == 91
     assert "90 samples -> 3 clusters" in proc.stderr
     for cmd in (["--help"], ["cluster", "--help"], ["benchmark", "--help"]):
-        h = subprocess.run([sys.executable, "-m", "skjule", *cmd], capture_output=True,
-                           text=True, timeout=120)
+        h = subprocess.run(
+            [sys.executable, "-m", "skjule", *cmd], capture_output=True, text=True, timeout=120
+        )
         assert h.returncode == 0 and "usage: skjule" in h.stdout
 
 
@@ -132,8 +150,22 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert main(["cluster", str(bad), "-k", "2"]) == 1
     _one_line_error(capsys, "bad.npy")
 
-    assert main(["cluster", str(folder), "-k", "2", "--resize", "6", "--out",
-                 str(tmp_path / "no" / "l.csv"), "-q"]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(folder),
+                "-k",
+                "2",
+                "--resize",
+                "6",
+                "--out",
+                str(tmp_path / "no" / "l.csv"),
+                "-q",
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "does not exist")
 
     with pytest.raises(SystemExit) as exc:
@@ -146,20 +178,58 @@ def test_npy_features_and_montage_refusal(tmp_path, capsys):
     X = np.vstack([rng.normal(0, 0.05, (30, 5)) + c for c in np.eye(5)[:3] * 3])
     np.save(tmp_path / "f.npy", X)
     out = tmp_path / "l.csv"
-    assert main(["cluster", str(tmp_path / "f.npy"), "-k", "3", "--method", "gdl",
-                 "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            ["cluster", str(tmp_path / "f.npy"), "-k", "3", "--method", "gdl", "-o", str(out), "-q"]
+        )
+        == 0
+    )
     rows = _read_csv(out)
     assert [r[0] for r in rows[:3]] == ["0", "1", "2"]
     labels = np.array([int(r[1]) for r in rows])
     assert len(set(labels[:30])) == 1 and len(set(labels)) == 3
     # (the labels file now exists: replacing it needs --force)
-    assert main(["cluster", str(tmp_path / "f.npy"), "-k", "3", "--method", "gdl",
-                 "-o", str(out), "--montage", str(tmp_path / "m"), "--force", "-q"]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(tmp_path / "f.npy"),
+                "-k",
+                "3",
+                "--method",
+                "gdl",
+                "-o",
+                str(out),
+                "--montage",
+                str(tmp_path / "m"),
+                "--force",
+                "-q",
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "--montage needs images")
 
     np.savez(tmp_path / "imgs.npz", X=rng.rand(40, 6, 6), y=np.zeros(40))
-    assert main(["cluster", str(tmp_path / "imgs.npz"), "-k", "2", "--method", "gdl",
-                 "-o", str(out), "--montage", str(tmp_path / "m"), "--force", "-q"]) == 0
+    assert (
+        main(
+            [
+                "cluster",
+                str(tmp_path / "imgs.npz"),
+                "-k",
+                "2",
+                "--method",
+                "gdl",
+                "-o",
+                str(out),
+                "--montage",
+                str(tmp_path / "m"),
+                "--force",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "m").glob("cluster_*.png"))) == 2
 
 
@@ -176,8 +246,23 @@ def test_benchmark_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_benchmark_on_real_data(benchmark_data, tmp_path, capsys):
     out = tmp_path / "t.md"
-    assert main(["benchmark", "--data-home", benchmark_data, "--datasets", "umist",
-                 "--methods", "kmeans", "gdl", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--data-home",
+                benchmark_data,
+                "--datasets",
+                "umist",
+                "--methods",
+                "kmeans",
+                "gdl",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| dataset | n | K | method | NMI | ACC | seconds | peak MB |" in printed
     rows = [line for line in out.read_text().splitlines() if line.startswith("| umist")]
@@ -244,7 +329,8 @@ def features(tmp_path):
 @pytest.fixture
 def no_fit(monkeypatch):
     """Any attempt to fit an estimator fails the test."""
-    from skjule import _deepgmm, _gdl, _jule
+    from skjule._deep import _deepgmm, _jule
+    from skjule._engine import _gdl
 
     def boom(self, *a, **k):
         raise AssertionError("the estimator was fitted")
@@ -257,17 +343,50 @@ def no_fit(monkeypatch):
 def test_out_same_as_input_is_refused_and_the_input_kept(features, tmp_path, capsys):
     before = features.read_bytes()
     for extra in ([], ["--force"]):
-        assert main(["cluster", str(features), "-k", "3", "--method", "gdl", "--out",
-                     str(features), "-q", *extra]) == 1
+        assert (
+            main(
+                [
+                    "cluster",
+                    str(features),
+                    "-k",
+                    "3",
+                    "--method",
+                    "gdl",
+                    "--out",
+                    str(features),
+                    "-q",
+                    *extra,
+                ]
+            )
+            == 1
+        )
         _one_line_error(capsys, "is the input")
         assert features.read_bytes() == before
     # the same file under another name: a symlink, a hard link, a relative path
     (tmp_path / "link.npy").symlink_to(features)
     os.link(features, tmp_path / "hard.npy")
-    for other in (tmp_path / "link.npy", tmp_path / "hard.npy",
-                  tmp_path / "sub" / ".." / "feats.npy"):
-        assert main(["cluster", str(features), "-k", "3", "--method", "gdl", "--out",
-                     str(other), "--force", "-q"]) == 1
+    for other in (
+        tmp_path / "link.npy",
+        tmp_path / "hard.npy",
+        tmp_path / "sub" / ".." / "feats.npy",
+    ):
+        assert (
+            main(
+                [
+                    "cluster",
+                    str(features),
+                    "-k",
+                    "3",
+                    "--method",
+                    "gdl",
+                    "--out",
+                    str(other),
+                    "--force",
+                    "-q",
+                ]
+            )
+            == 1
+        )
         _one_line_error(capsys, "is the input")
         assert features.read_bytes() == before
 
@@ -287,8 +406,7 @@ def test_an_existing_out_is_replaced_only_with_force(features, tmp_path, capsys)
 
 def test_out_dash_is_standard_output(features, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["cluster", str(features), "-k", "3", "--method", "gdl", "--out", "-",
-                 "-q"]) == 0
+    assert main(["cluster", str(features), "-k", "3", "--method", "gdl", "--out", "-", "-q"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("file,cluster,")
     assert not (tmp_path / "-").exists()
 
@@ -317,8 +435,7 @@ def test_a_reused_montage_folder(tmp_path, capsys):
     assert _snapshot(sheets)["cluster_7.png"] == before["cluster_7.png"]
 
 
-def test_bad_output_paths_fail_before_the_fit(features, png_folder, tmp_path, capsys,
-                                              no_fit):
+def test_bad_output_paths_fail_before_the_fit(features, png_folder, tmp_path, capsys, no_fit):
     root, _ = png_folder
     (tmp_path / "afile").write_text("x")
     (tmp_path / "full").mkdir()
@@ -334,12 +451,23 @@ def test_bad_output_paths_fail_before_the_fit(features, png_folder, tmp_path, ca
         (["--montage", str(tmp_path / "afile" / "m")], "not a folder"),
         (["--montage", str(tmp_path / "full")], "not empty"),
         (["--montage", str(tmp_path / "m"), "--out", str(tmp_path / "m")], "same path"),
-        (["--montage", str(tmp_path / "empty"),
-          "--out", str(tmp_path / "empty" / "cluster_1.png")], "contact sheet"),
-        (["--montage", str(tmp_path / "empty" / "m"), "--out", str(tmp_path / "empty")],
-         "is a folder"),
-        (["--montage", str(tmp_path / "l.csv" / "m"), "--out", str(tmp_path / "l.csv")],
-         "inside --out"),
+        (
+            [
+                "--montage",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "empty" / "cluster_1.png"),
+            ],
+            "contact sheet",
+        ),
+        (
+            ["--montage", str(tmp_path / "empty" / "m"), "--out", str(tmp_path / "empty")],
+            "is a folder",
+        ),
+        (
+            ["--montage", str(tmp_path / "l.csv" / "m"), "--out", str(tmp_path / "l.csv")],
+            "inside --out",
+        ),
     ]
     if os.path.exists("/dev/null"):
         cases.append((["--out", "/dev/null", "--force"], "not a regular file"))
@@ -361,8 +489,7 @@ def test_bad_output_paths_fail_before_the_fit(features, png_folder, tmp_path, ca
         (["--out", str(root / "labels.png")], "input folder"),
         (["--out", str(root / "batch0" / "img000.png"), "--force"], "input"),
     ]:
-        assert main(["cluster", str(root), "-k", "3", "--method", "gdl", "-q",
-                     *extra]) == 1, extra
+        assert main(["cluster", str(root), "-k", "3", "--method", "gdl", "-q", *extra]) == 1, extra
         _one_line_error(capsys, needle)
     assert _snapshot(tmp_path) == before
 
@@ -382,13 +509,13 @@ def test_corrupt_and_unsuitable_inputs_give_one_line_errors(tmp_path, capsys):
         "empty.npz": lambda p: p.write_bytes(b""),
         "garbage.npz": lambda p: p.write_bytes(b"PK\x03\x04 not a zip"),
         "truncated.npz": lambda p: p.write_bytes(good.read_bytes()[:-40]),
-        "truncated.npy": lambda p: (np.save(p, rng.rand(8, 3)),
-                                    p.write_bytes(p.read_bytes()[:-7])),
+        "truncated.npy": lambda p: (np.save(p, rng.rand(8, 3)), p.write_bytes(p.read_bytes()[:-7])),
         "huge_header.npy": _bad_npy_header,
         "strings.npy": lambda p: np.save(p, np.array([["a", "b"]] * 6)),
         "strings.npz": lambda p: np.savez(p, X=np.array([["a", "b"]] * 6)),
-        "objects.npy": lambda p: np.save(p, np.array([[1, None]] * 6, dtype=object),
-                                         allow_pickle=True),
+        "objects.npy": lambda p: np.save(
+            p, np.array([[1, None]] * 6, dtype=object), allow_pickle=True
+        ),
         "records.npy": lambda p: np.save(p, np.zeros((6, 2), dtype=[("a", "f4")])),
         "complex.npy": lambda p: np.save(p, rng.rand(6, 2) + 1j),
         "nan.npy": lambda p: np.save(p, np.where(np.eye(6) > 0, np.nan, 1.0)),
@@ -405,8 +532,19 @@ def test_corrupt_and_unsuitable_inputs_give_one_line_errors(tmp_path, capsys):
         path = tmp_path / name
         make(path)
         before = _snapshot(tmp_path)
-        code = main(["cluster", str(path), "-k", "2", "--method", "gdl", "-q", "-o",
-                     str(tmp_path / "out.csv")])
+        code = main(
+            [
+                "cluster",
+                str(path),
+                "-k",
+                "2",
+                "--method",
+                "gdl",
+                "-q",
+                "-o",
+                str(tmp_path / "out.csv"),
+            ]
+        )
         assert code == 1, name
         err = capsys.readouterr().err
         assert "Traceback" not in err, (name, err)
@@ -420,12 +558,19 @@ def _png_header_only(width, height):
     import zlib
 
     def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_bad_image_files_give_one_line_errors(tmp_path, capsys):
@@ -433,9 +578,12 @@ def test_bad_image_files_give_one_line_errors(tmp_path, capsys):
     folder.mkdir()
     for i in range(4):
         Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(folder / f"{i}.png")
-    for name, data in [("empty.png", b""), ("text.jpg", b"hello"),
-                       ("cut.png", (folder / "0.png").read_bytes()[:40]),
-                       ("bomb.png", _png_header_only(30000, 30000))]:
+    for name, data in [
+        ("empty.png", b""),
+        ("text.jpg", b"hello"),
+        ("cut.png", (folder / "0.png").read_bytes()[:40]),
+        ("bomb.png", _png_header_only(30000, 30000)),
+    ]:
         (folder / name).write_bytes(data)
         code = main(["cluster", str(folder), "-k", "2", "--method", "gdl", "-q"])
         assert code == 1, name
@@ -459,16 +607,38 @@ def test_a_failed_write_leaves_the_old_outputs(features, tmp_path, capsys, monke
 
     monkeypatch.setattr(_montage, "make_montage", broken)
     before = _snapshot(tmp_path)
-    assert main(["cluster", str(npz), "-k", "2", "--method", "gdl", "--out", str(out),
-                 "--montage", str(tmp_path / "new" / "sheets"), "--force", "-q"]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(npz),
+                "-k",
+                "2",
+                "--method",
+                "gdl",
+                "--out",
+                str(out),
+                "--montage",
+                str(tmp_path / "new" / "sheets"),
+                "--force",
+                "-q",
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "No space left")
     # nothing changed: the old CSV is intact, no temporary files, no new folders
     assert _snapshot(tmp_path) == before
 
 
 def test_usage_errors_are_one_line_with_status_2(capsys):
-    for argv in (["cluster", "x.npy", "-k", "0"], ["cluster", "x.npy"],
-                 ["cluster", "x.npy", "-k", "2", "--method", "nope"], ["frobnicate"], []):
+    for argv in (
+        ["cluster", "x.npy", "-k", "0"],
+        ["cluster", "x.npy"],
+        ["cluster", "x.npy", "-k", "2", "--method", "nope"],
+        ["frobnicate"],
+        [],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2, argv
@@ -477,7 +647,7 @@ def test_usage_errors_are_one_line_with_status_2(capsys):
 
 
 def test_internal_errors_are_one_line_unless_debug(features, capsys, monkeypatch):
-    from skjule import _gdl
+    from skjule._engine import _gdl
 
     def bug(self, *a, **k):
         raise IndexError("index 7 is out of bounds")
@@ -495,12 +665,19 @@ def test_benchmark_output_is_checked_first(tmp_path, capsys):
     (tmp_path / "usps.npz").write_bytes(b"fake")
     out = tmp_path / "t.md"
     out.write_text("old")
-    for target, needle in [(out, "already exists"), (tmp_path / "usps.npz", "is the input"),
-                           (tmp_path / "nope" / "t.md", "does not exist")]:
-        assert main(["benchmark", "--data-home", str(tmp_path), "--output", str(target),
-                     "--force"] if needle == "is the input" else
-                    ["benchmark", "--data-home", str(tmp_path), "--output",
-                     str(target)]) == 1
+    for target, needle in [
+        (out, "already exists"),
+        (tmp_path / "usps.npz", "is the input"),
+        (tmp_path / "nope" / "t.md", "does not exist"),
+    ]:
+        assert (
+            main(
+                ["benchmark", "--data-home", str(tmp_path), "--output", str(target), "--force"]
+                if needle == "is the input"
+                else ["benchmark", "--data-home", str(tmp_path), "--output", str(target)]
+            )
+            == 1
+        )
         captured = capsys.readouterr()
         assert needle in captured.err and captured.out == "", captured
     assert out.read_text() == "old" and (tmp_path / "usps.npz").read_bytes() == b"fake"

@@ -44,19 +44,74 @@ from skjule._report import export_clusters
 N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 50))
 TIME_LIMIT = 60  # seconds: a hard limit per example (a hang fails the test)
 
-INPUTS = ["features", "images_npy", "rgb_npz", "two_arrays_npz", "no_arrays_npz",
-          "truncated_npz", "truncated_npy", "garbage_npy", "strings_npy", "objects_npy",
-          "nan_npy", "vector_npy", "folder", "folder_bad_image", "folder_two_sizes",
-          "empty_folder", "missing", "text"]
-OUTS = ["none", "dash", "new", "existing", "input", "input_link", "hard_link", "folder",
-        "missing_parent", "empty", "in_input_folder_png", "in_input_folder_csv",
-        "under_a_file"]
-MONTAGES = ["none", "new", "new_nested", "empty_folder", "old_sheets", "file",
-            "in_input_folder", "same_as_out", "input"]
-REPORTS = ["none", "new", "existing", "folder", "same_as_out", "in_input_folder_png",
-           "missing_parent"]
-EXPORTS = ["none", "new", "new_nested", "empty_folder", "old_export", "user_folder",
-           "file", "in_input_folder", "around_input", "same_as_montage", "input"]
+INPUTS = [
+    "features",
+    "images_npy",
+    "rgb_npz",
+    "two_arrays_npz",
+    "no_arrays_npz",
+    "truncated_npz",
+    "truncated_npy",
+    "garbage_npy",
+    "strings_npy",
+    "objects_npy",
+    "nan_npy",
+    "vector_npy",
+    "folder",
+    "folder_bad_image",
+    "folder_two_sizes",
+    "empty_folder",
+    "missing",
+    "text",
+]
+OUTS = [
+    "none",
+    "dash",
+    "new",
+    "existing",
+    "input",
+    "input_link",
+    "hard_link",
+    "folder",
+    "missing_parent",
+    "empty",
+    "in_input_folder_png",
+    "in_input_folder_csv",
+    "under_a_file",
+]
+MONTAGES = [
+    "none",
+    "new",
+    "new_nested",
+    "empty_folder",
+    "old_sheets",
+    "file",
+    "in_input_folder",
+    "same_as_out",
+    "input",
+]
+REPORTS = [
+    "none",
+    "new",
+    "existing",
+    "folder",
+    "same_as_out",
+    "in_input_folder_png",
+    "missing_parent",
+]
+EXPORTS = [
+    "none",
+    "new",
+    "new_nested",
+    "empty_folder",
+    "old_export",
+    "user_folder",
+    "file",
+    "in_input_folder",
+    "around_input",
+    "same_as_montage",
+    "input",
+]
 
 
 class _Timeout(BaseException):
@@ -136,12 +191,12 @@ def _make_input(root, kind, n, seed, cut):
     if kind == "truncated_npz":
         np.savez_compressed(npz, X=rng.rand(n, 3))
         raw = npz.read_bytes()
-        npz.write_bytes(raw[:cut % len(raw)])
+        npz.write_bytes(raw[: cut % len(raw)])
         return npz, None
     if kind == "truncated_npy":
         np.save(npy, rng.rand(n, 3))
         raw = npy.read_bytes()
-        npy.write_bytes(raw[:cut % len(raw)])
+        npy.write_bytes(raw[: cut % len(raw)])
         return npy, None
     if kind == "garbage_npy":
         np.save(npy, rng.rand(n, 3))
@@ -185,18 +240,23 @@ def _make_input(root, kind, n, seed, cut):
     return folder, n
 
 
-def _make_outputs(root, inp, out_kind, montage_kind, report_kind="none",
-                  export_kind="none"):
+def _make_outputs(root, inp, out_kind, montage_kind, report_kind="none", export_kind="none"):
     """Create what the output choices need; return the values of --out, --montage,
     --report and --export (None: not given)."""
     (root / "existing.csv").write_text("the user's data\n")
     (root / "a_folder").mkdir()
     (root / "a_file").write_text("x")
     out = {
-        "none": None, "dash": "-", "new": root / "labels.csv",
-        "existing": root / "existing.csv", "input": inp, "input_link": root / "link",
-        "hard_link": root / "hard", "folder": root / "a_folder",
-        "missing_parent": root / "no" / "labels.csv", "empty": "",
+        "none": None,
+        "dash": "-",
+        "new": root / "labels.csv",
+        "existing": root / "existing.csv",
+        "input": inp,
+        "input_link": root / "link",
+        "hard_link": root / "hard",
+        "folder": root / "a_folder",
+        "missing_parent": root / "no" / "labels.csv",
+        "empty": "",
         "in_input_folder_png": inp / "s0" / "labels.png" if inp.is_dir() else root / "l.png",
         "in_input_folder_csv": inp / "labels.csv" if inp.is_dir() else root / "l.csv",
         "under_a_file": root / "a_file" / "labels.csv",
@@ -206,11 +266,15 @@ def _make_outputs(root, inp, out_kind, montage_kind, report_kind="none",
     if out_kind == "hard_link" and inp.is_file():
         os.link(inp, root / "hard")
     montage = {
-        "none": None, "new": root / "sheets", "new_nested": root / "a" / "b" / "sheets",
-        "empty_folder": root / "a_folder", "old_sheets": root / "old",
-        "file": root / "a_file", "in_input_folder": inp / "sheets" if inp.is_dir()
-        else root / "sheets", "same_as_out": out if out not in (None, "-", "") else
-        root / "sheets", "input": inp,
+        "none": None,
+        "new": root / "sheets",
+        "new_nested": root / "a" / "b" / "sheets",
+        "empty_folder": root / "a_folder",
+        "old_sheets": root / "old",
+        "file": root / "a_file",
+        "in_input_folder": inp / "sheets" if inp.is_dir() else root / "sheets",
+        "same_as_out": out if out not in (None, "-", "") else root / "sheets",
+        "input": inp,
     }[montage_kind]
     if montage_kind == "old_sheets":
         old = root / "old"
@@ -220,17 +284,25 @@ def _make_outputs(root, inp, out_kind, montage_kind, report_kind="none",
         _png(old / "cluster_9.png", np.zeros((3, 3), np.uint8))  # the user's own
         (old / "notes.txt").write_text("the user's notes\n")
     report = {
-        "none": None, "new": root / "report.html", "existing": root / "existing.csv",
-        "folder": root / "a_folder", "missing_parent": root / "no" / "r.html",
+        "none": None,
+        "new": root / "report.html",
+        "existing": root / "existing.csv",
+        "folder": root / "a_folder",
+        "missing_parent": root / "no" / "r.html",
         "same_as_out": out if out not in (None, "-", "") else root / "report.html",
         "in_input_folder_png": inp / "r.png" if inp.is_dir() else root / "r.png",
     }[report_kind]
     export = {
-        "none": None, "new": root / "sorted", "new_nested": root / "x" / "y" / "sorted",
-        "empty_folder": root / "a_folder", "old_export": root / "old_export",
-        "user_folder": root / "user", "file": root / "a_file",
+        "none": None,
+        "new": root / "sorted",
+        "new_nested": root / "x" / "y" / "sorted",
+        "empty_folder": root / "a_folder",
+        "old_export": root / "old_export",
+        "user_folder": root / "user",
+        "file": root / "a_file",
         "in_input_folder": inp / "sorted" if inp.is_dir() else root / "sorted",
-        "around_input": root, "input": inp,
+        "around_input": root,
+        "input": inp,
         "same_as_montage": montage if montage is not None else root / "sorted",
     }[export_kind]
     if export_kind == "old_export":  # an earlier run's export, and the user's additions
@@ -261,14 +333,12 @@ def _sometimes(draw, one_in):
 def cases(draw):
     # about half of the inputs and outputs are usable, so that every stage of
     # the command (planning, loading, fitting, writing) is reached often
-    kind = _one_of(draw, ["images_npy", "folder", "rgb_npz", "features"], INPUTS,
-                   bad_one_in=3)
+    kind = _one_of(draw, ["images_npy", "folder", "rgb_npz", "features"], INPUTS, bad_one_in=3)
     n = draw(st.integers(1, 12))
     seed = draw(st.integers(0, 2**16))
     cut = draw(st.integers(0, 10**6))
     out = _one_of(draw, ["none", "dash", "new", "existing"], OUTS, bad_one_in=3)
-    montage = _one_of(draw, ["none", "new", "new_nested", "old_sheets"], MONTAGES,
-                      bad_one_in=3)
+    montage = _one_of(draw, ["none", "new", "new_nested", "old_sheets"], MONTAGES, bad_one_in=3)
     method = _one_of(draw, ["gdl"], ["jule", "deepgmm", "kmeans"], bad_one_in=6)
     k = _one_of(draw, ["1", "2", "3", "auto"], ["0", "-1", "x", "99", "2.5", ""])
     options = [["--method", method], ["-k", k]]
@@ -298,17 +368,38 @@ def cases(draw):
         options.append(["--no-such-option"])
     report = _one_of(draw, ["none", "none", "new", "existing"], REPORTS, bad_one_in=6)
     # (--export takes a folder of images only: other inputs mostly go without it)
-    export = _one_of(draw, ["none", "none", "new", "new_nested", "old_export",
-                            "empty_folder", "user_folder"]
-                     if kind.startswith("folder") else ["none"], EXPORTS, bad_one_in=6)
+    export = _one_of(
+        draw,
+        ["none", "none", "new", "new_nested", "old_export", "empty_folder", "user_folder"]
+        if kind.startswith("folder")
+        else ["none"],
+        EXPORTS,
+        bad_one_in=6,
+    )
     if _sometimes(draw, 3 if export != "none" else 30):  # without --export: an error
         options.append(["--copy"])
-    n_pieces = (1 + len(options) + (out != "none") + (montage != "none")
-                + (report != "none") + (export != "none"))
+    n_pieces = (
+        1
+        + len(options)
+        + (out != "none")
+        + (montage != "none")
+        + (report != "none")
+        + (export != "none")
+    )
     order = draw(st.permutations(range(n_pieces)))
-    return dict(kind=kind, n=n, seed=seed, cut=cut, out=out, montage=montage,
-                report=report, export=export,
-                options=options, order=order, force=["--force"] in options)
+    return dict(
+        kind=kind,
+        n=n,
+        seed=seed,
+        cut=cut,
+        out=out,
+        montage=montage,
+        report=report,
+        export=export,
+        options=options,
+        order=order,
+        force=["--force"] in options,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -317,10 +408,23 @@ def warm_up(tmp_path_factory):
     root = tmp_path_factory.mktemp("warm")
     np.save(root / "x.npy", np.random.RandomState(0).rand(12, 3))
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        assert main(["cluster", str(root / "x.npy"), "-k", "2", "--method", "gdl",
-                     "-q"]) == 0
-        assert main(["cluster", str(root / "x.npy"), "-k", "2", "--method", "jule",
-                     "--device", "nonsense", "-q"]) == 1
+        assert main(["cluster", str(root / "x.npy"), "-k", "2", "--method", "gdl", "-q"]) == 0
+        assert (
+            main(
+                [
+                    "cluster",
+                    str(root / "x.npy"),
+                    "-k",
+                    "2",
+                    "--method",
+                    "jule",
+                    "--device",
+                    "nonsense",
+                    "-q",
+                ]
+            )
+            == 1
+        )
 
 
 def _run(argv):
@@ -334,21 +438,44 @@ def _run(argv):
 
 
 def _temporaries(root):
-    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files
-            if f.endswith(".skjule-tmp") or f.startswith(".skjule-probe")]
+    return [
+        os.path.join(d, f)
+        for d, _, files in os.walk(root)
+        for f in files
+        if f.endswith(".skjule-tmp") or f.startswith(".skjule-probe")
+    ]
 
 
 def _case(kind, out, montage, *options, n=9, report="none", export="none"):
     options = [["--method", "gdl"], ["-k", "3"], *options]
-    n_pieces = (1 + len(options) + (out != "none") + (montage != "none")
-                + (report != "none") + (export != "none"))
-    return dict(kind=kind, n=n, seed=0, cut=0, out=out, montage=montage, options=options,
-                report=report, export=export, order=list(range(n_pieces)),
-                force=["--force"] in options)
+    n_pieces = (
+        1
+        + len(options)
+        + (out != "none")
+        + (montage != "none")
+        + (report != "none")
+        + (export != "none")
+    )
+    return dict(
+        kind=kind,
+        n=n,
+        seed=0,
+        cut=0,
+        out=out,
+        montage=montage,
+        options=options,
+        report=report,
+        export=export,
+        order=list(range(n_pieces)),
+        force=["--force"] in options,
+    )
 
 
-@settings(max_examples=N_EXAMPLES, deadline=timedelta(seconds=15),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=N_EXAMPLES,
+    deadline=timedelta(seconds=15),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(case=cases())
 # every run: a success of each kind, and the refusals of the issue
 @example(case=_case("features", "none", "none"))
@@ -360,10 +487,18 @@ def _case(kind, out, montage, *options, n=9, report="none", export="none"):
 @example(case=_case("truncated_npz", "new", "none"))
 @example(case=_case("strings_npy", "new", "none"))
 @example(case=_case("folder_bad_image", "new", "new"))
-@example(case=_case("folder", "new", "none", ["--min-cluster-size", "3"], ["--force"],
-                    report="new", export="old_export"))
-@example(case=_case("folder", "none", "new", ["--copy"], report="existing",
-                    export="user_folder"))
+@example(
+    case=_case(
+        "folder",
+        "new",
+        "none",
+        ["--min-cluster-size", "3"],
+        ["--force"],
+        report="new",
+        export="old_export",
+    )
+)
+@example(case=_case("folder", "none", "new", ["--copy"], report="existing", export="user_folder"))
 @example(case=_case("folder", "none", "none", ["--force"], export="around_input"))
 @example(case=_case("images_npy", "none", "none", report="new", export="new"))
 def test_cli_never_destroys_data_and_fails_in_one_line(case):
@@ -371,7 +506,8 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         root = Path(tmp)
         inp, n_samples = _make_input(root, case["kind"], case["n"], case["seed"], case["cut"])
         out, montage, report, export = _make_outputs(
-            root, inp, case["out"], case["montage"], case["report"], case["export"])
+            root, inp, case["out"], case["montage"], case["report"], case["export"]
+        )
         pieces = [[str(inp)]] + case["options"]
         if out is not None:
             pieces.append(["--out", out])
@@ -385,8 +521,11 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         # the path and the options in any order
         argv = ["cluster"] + [a for i in case["order"] for a in pieces[i]] + ["-q"]
         before = _snapshot(root)
-        input_before = {k: v for k, v in before.items()
-                        if k == os.path.relpath(inp, root) or k.startswith("in" + os.sep)}
+        input_before = {
+            k: v
+            for k, v in before.items()
+            if k == os.path.relpath(inp, root) or k.startswith("in" + os.sep)
+        }
 
         code, stdout, stderr = _run(argv)
 
@@ -398,8 +537,10 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         assert not _temporaries(root), (argv, _temporaries(root))
         lines = stderr.splitlines()
         errors = [line for line in lines if line.startswith("skjule: error:")]
-        assert all(line.startswith(("skjule: error:", "skjule: warning:"))
-                   for line in lines), (argv, stderr)
+        assert all(line.startswith(("skjule: error:", "skjule: warning:")) for line in lines), (
+            argv,
+            stderr,
+        )
         if code != 0:
             event(f"exit {code}")
             assert len(errors) == 1, (argv, stderr)
@@ -409,8 +550,14 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         event("exit 0")
         assert not errors, (argv, stderr)
         # what must have been refused
-        assert case["out"] not in ("input", "input_link", "folder", "empty",
-                                   "missing_parent", "under_a_file"), argv
+        assert case["out"] not in (
+            "input",
+            "input_link",
+            "folder",
+            "empty",
+            "missing_parent",
+            "under_a_file",
+        ), argv
         assert case["out"] != "hard_link" or not inp.is_file(), argv
         assert case["out"] != "existing" or case["force"], argv
         assert case["montage"] not in ("file", "input"), argv
@@ -420,17 +567,19 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         assert case["report"] not in ("folder", "missing_parent"), argv
         assert case["report"] != "existing" or case["force"], argv
         assert not (inp.is_dir() and case["report"] == "in_input_folder_png"), argv
-        assert case["export"] not in ("file", "in_input_folder", "around_input",
-                                      "input"), argv
-        assert case["export"] in ("none", "empty_folder", "new", "new_nested") or \
-            case["force"], argv
+        assert case["export"] not in ("file", "in_input_folder", "around_input", "input"), argv
+        assert case["export"] in ("none", "empty_folder", "new", "new_nested") or case["force"], (
+            argv
+        )
         assert case["export"] == "none" or inp.is_dir(), argv
         assert ["--copy"] not in case["options"] or case["export"] != "none", argv
         assert len({out, montage, report, export} - {None, "-"}) == len(
-            [v for v in (out, montage, report, export) if v not in (None, "-")]), argv
+            [v for v in (out, montage, report, export) if v not in (None, "-")]
+        ), argv
         assert case["kind"] != "two_arrays_npz" or ["--key", "a"] in case["options"], argv
         assert case["kind"] != "folder_two_sizes" or any(
-            o[0] == "--resize" for o in case["options"]), argv
+            o[0] == "--resize" for o in case["options"]
+        ), argv
         assert n_samples is not None, (argv, case["kind"])
         # the promised outputs
         if out in (None, "-"):
@@ -445,15 +594,16 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
         labels = [int(r[1]) for r in rows[1:]]
         clusters = sorted(set(labels) - {-1})
         assert clusters == list(range(len(clusters))), labels
-        min_size = next((int(o[1]) for o in case["options"]
-                         if o[0] == "--min-cluster-size"), 1)
+        min_size = next((int(o[1]) for o in case["options"] if o[0] == "--min-cluster-size"), 1)
         assert all(labels.count(k) >= min_size for k in clusters), (argv, labels)
         if montage is not None:
             folder = Path(montage)
             sheets = sorted(p.name for p in folder.iterdir() if _is_tagged(p))
             width = len(str(max(len(clusters) - 1, 0)))
-            assert sheets == sorted([f"cluster_{k:0{width}d}.png" for k in clusters]
-                                    + (["noise.png"] if -1 in labels else []))
+            assert sheets == sorted(
+                [f"cluster_{k:0{width}d}.png" for k in clusters]
+                + (["noise.png"] if -1 in labels else [])
+            )
             if case["montage"] == "old_sheets":  # the user's files are kept
                 assert (folder / "notes.txt").read_text() == "the user's notes\n"
                 assert (folder / "cluster_9.png").exists()
@@ -462,10 +612,9 @@ def test_cli_never_destroys_data_and_fails_in_one_line(case):
             assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
             for k in clusters:
                 assert f'data-cluster="{k}"' in page, argv
-            assert ("data-cluster=\"-1\"" in page) == (-1 in labels)
+            assert ('data-cluster="-1"' in page) == (-1 in labels)
         if export is not None:
-            _check_export(Path(export), rows, inp, case["export"],
-                          ["--copy"] in case["options"])
+            _check_export(Path(export), rows, inp, case["export"], ["--copy"] in case["options"])
         # nothing else changed
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
         allowed = set()
@@ -494,10 +643,14 @@ def _check_export(folder, rows, inp, kind, copy):
         assert os.path.islink(p) != copy
         assert (inp / r[0]).read_bytes() == p.read_bytes()
         exported.add(r[5])
-    files = {os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
-             for d, _, fs in os.walk(folder) for f in fs}
-    mine = {"old_export": {"notes.txt", "cluster_00/mine.txt"},
-            "user_folder": {"cluster_00"}}.get(kind, set())
+    files = {
+        os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
+        for d, _, fs in os.walk(folder)
+        for f in fs
+    }
+    mine = {"old_export": {"notes.txt", "cluster_00/mine.txt"}, "user_folder": {"cluster_00"}}.get(
+        kind, set()
+    )
     assert files == exported | {"index.csv", ".skjule-export.json"} | mine, files
     if kind == "old_export":
         assert (folder / "notes.txt").read_text() == "the user's notes\n"
@@ -506,14 +659,24 @@ def _check_export(folder, rows, inp, kind, copy):
 @st.composite
 def benchmark_cases(draw):
     data = draw(st.sampled_from(["damaged", "missing_file", "missing_folder"]))
-    output = draw(st.sampled_from(["none", "new", "existing", "data_file", "folder",
-                                   "missing_parent", "empty"]))
-    return dict(data=data, output=output, force=draw(st.booleans()),
-                datasets=draw(st.sampled_from([["usps"], ["usps", "coil20"], ["nope"]])))
+    output = draw(
+        st.sampled_from(
+            ["none", "new", "existing", "data_file", "folder", "missing_parent", "empty"]
+        )
+    )
+    return dict(
+        data=data,
+        output=output,
+        force=draw(st.booleans()),
+        datasets=draw(st.sampled_from([["usps"], ["usps", "coil20"], ["nope"]])),
+    )
 
 
-@settings(max_examples=max(N_EXAMPLES // 2, 1), deadline=timedelta(seconds=15),
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(N_EXAMPLES // 2, 1),
+    deadline=timedelta(seconds=15),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(case=benchmark_cases())
 def test_benchmark_output_never_destroys_data(case):
     with tempfile.TemporaryDirectory() as tmp, _time_limit(TIME_LIMIT):
@@ -525,11 +688,24 @@ def test_benchmark_output_never_destroys_data(case):
             (home / "usps.npz").write_bytes(b"not the real file")
         (root / "existing.md").write_text("the user's table\n")
         (root / "a_folder").mkdir()
-        output = {"none": None, "new": root / "t.md", "existing": root / "existing.md",
-                  "data_file": home / "usps.npz", "folder": root / "a_folder",
-                  "missing_parent": root / "no" / "t.md", "empty": ""}[case["output"]]
-        argv = ["benchmark", "--data-home", str(home), "--datasets", *case["datasets"],
-                "--methods", "kmeans"]
+        output = {
+            "none": None,
+            "new": root / "t.md",
+            "existing": root / "existing.md",
+            "data_file": home / "usps.npz",
+            "folder": root / "a_folder",
+            "missing_parent": root / "no" / "t.md",
+            "empty": "",
+        }[case["output"]]
+        argv = [
+            "benchmark",
+            "--data-home",
+            str(home),
+            "--datasets",
+            *case["datasets"],
+            "--methods",
+            "kmeans",
+        ]
         if output is not None:
             argv += ["--output", str(output)]
         if case["force"]:

@@ -2,7 +2,7 @@
 
 On heavily overlapping classes plain GDL lets one cluster absorb the others
 (its boundary touches them all). The guard redoes the last merges with Ward's
-size-weighted criterion (``skjule._ward``); on data that does not collapse it
+size-weighted criterion (``skjule._engine._ward``); on data that does not collapse it
 changes nothing.
 """
 
@@ -14,8 +14,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from skjule import GDLClustering, MergeEngine
+from skjule._engine._ward import ward_merges
 from skjule._validation import l2_normalize
-from skjule._ward import ward_merges
 
 
 def overlapping_classes(n=4000, d=20, spread=0.3, k=10, seed=0):
@@ -28,8 +28,9 @@ def overlapping_classes(n=4000, d=20, spread=0.3, k=10, seed=0):
 
 
 def _plain_gdl_sizes(X, k):
-    engine = MergeEngine(n_neighbors=20, collapse_guard=False,
-                         random_state=np.random.RandomState(0)).start(l2_normalize(X))
+    engine = MergeEngine(
+        n_neighbors=20, collapse_guard=False, random_state=np.random.RandomState(0)
+    ).start(l2_normalize(X))
     engine.merge_until(k, small_cluster_fraction=0.05)
     return np.bincount(engine.labels_)
 
@@ -46,6 +47,7 @@ def test_overlapping_classes_collapse_without_the_guard_and_not_with_it():
     # The result is still a hierarchy the labels come from.
     assert gdl.children_.shape == (n - 10, 2)
     from skjule import cut_hierarchy
+
     np.testing.assert_array_equal(cut_hierarchy(gdl.children_, n, 10), gdl.labels_)
 
 
@@ -53,10 +55,11 @@ def test_guard_changes_nothing_on_separated_clusters():
     X, _ = make_blobs(1500, centers=6, n_features=8, cluster_std=1.0, random_state=1)
     gdl = GDLClustering(6, random_state=0).fit(X)
     assert gdl.ward_from_ is None
-    engine = MergeEngine(n_neighbors=gdl.n_neighbors_, collapse_guard=False,
-                         random_state=np.random.RandomState(0)).start(l2_normalize(X))
+    engine = MergeEngine(
+        n_neighbors=gdl.n_neighbors_, collapse_guard=False, random_state=np.random.RandomState(0)
+    ).start(l2_normalize(X))
     engine.merge_until(6, small_cluster_fraction=0.05)
-    np.testing.assert_array_equal(gdl.children_, engine.children_[:engine.n_merged_])
+    np.testing.assert_array_equal(gdl.children_, engine.children_[: engine.n_merged_])
 
 
 def test_warning_when_k_comparable_clusters_do_not_exist():
@@ -112,4 +115,5 @@ def test_ward_weights_act_like_repeated_points():
         return np.array([find(i) for i in range(m)])
 
     np.testing.assert_array_equal(
-        adjusted_rand_score(partition(weighted, 15)[owner], partition(repeated, w.sum())), 1.0)
+        adjusted_rand_score(partition(weighted, 15)[owner], partition(repeated, w.sum())), 1.0
+    )

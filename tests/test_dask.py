@@ -3,10 +3,10 @@ and hyper-parameter search on the dask joblib backend (the optional `dask` extra
 
 import numpy as np
 import pytest
+from joblib import parallel_config
 from sklearn.datasets import load_digits
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import GridSearchCV, KFold
-from joblib import parallel_config
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -19,8 +19,9 @@ FAST = dict(epochs_per_period=1, embedding_dim=16, random_state=0)
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
@@ -52,9 +53,13 @@ def test_parallel_post_fit_predict_and_transform(client, digits):
 def test_grid_search_on_the_dask_backend(client, digits):
     X, y = digits
     X, y = X[:600], y[:600]
-    grid = GridSearchCV(JULEClustering(10, image_shape=(8, 8), **FAST),
-                        {"n_neighbors": [5, 10]}, scoring="normalized_mutual_info_score",
-                        cv=KFold(2), n_jobs=2)
+    grid = GridSearchCV(
+        JULEClustering(10, image_shape=(8, 8), **FAST),
+        {"n_neighbors": [5, 10]},
+        scoring="normalized_mutual_info_score",
+        cv=KFold(2),
+        n_jobs=2,
+    )
     with parallel_config(backend="dask"):
         grid.fit(X, y)
     assert set(grid.cv_results_["param_n_neighbors"]) == {5, 10}

@@ -7,7 +7,6 @@ import http.server
 import io
 import os
 import threading
-import warnings
 import zipfile
 from functools import partial
 
@@ -53,7 +52,8 @@ def server(tmp_path):
     _Handler.truncate = set()
     _Handler.requests = []
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_Handler, directory=str(root)))
+        ("127.0.0.1", 0), partial(_Handler, directory=str(root))
+    )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", _Handler
@@ -82,8 +82,7 @@ def _write_idx(path, array):
 def _mnist_files(root, rng, n_train=6, n_test=4):
     X = rng.randint(0, 256, size=(n_train + n_test, 28, 28)).astype(np.uint8)
     y = rng.randint(0, 10, size=n_train + n_test).astype(np.uint8)
-    for name, arr in zip(_fetchers._IDX, (X[:n_train], y[:n_train], X[n_train:],
-                                          y[n_train:])):
+    for name, arr in zip(_fetchers._IDX, (X[:n_train], y[:n_train], X[n_train:], y[n_train:])):
         _write_idx(root / name, arr)
     return X, y
 
@@ -119,19 +118,22 @@ def _coil_zip(path, rng, folder, n_obj, n_pose, mode):
 
 def _point(monkeypatch, name, base, root, checksum):
     remotes = tuple(
-        RemoteFile(r.filename, base + r.filename,
-                   None if checksum is None else checksum(root / r.filename))
-        for r in _fetchers.REMOTES[name])
+        RemoteFile(
+            r.filename, base + r.filename, None if checksum is None else checksum(root / r.filename)
+        )
+        for r in _fetchers.REMOTES[name]
+    )
     monkeypatch.setitem(_fetchers.REMOTES, name, remotes)
 
 
 # ------------------------------------------------------------------ fetchers
 
 
-@pytest.mark.parametrize("fetch, name", [(datasets.fetch_mnist, "mnist"),
-                                         (datasets.fetch_fashion_mnist, "fashion_mnist")])
-def test_idx_fetchers_download_verify_convert_and_cache(server, tmp_path, monkeypatch,
-                                                        fetch, name):
+@pytest.mark.parametrize(
+    "fetch, name",
+    [(datasets.fetch_mnist, "mnist"), (datasets.fetch_fashion_mnist, "fashion_mnist")],
+)
+def test_idx_fetchers_download_verify_convert_and_cache(server, tmp_path, monkeypatch, fetch, name):
     root, base, handler = server
     X, y = _mnist_files(root, np.random.RandomState(0))
     _point(monkeypatch, name, base, root, lambda p: "sha256:" + _sha256(p))
@@ -166,12 +168,14 @@ def test_usps_fetcher_reads_libsvm_and_checks_md5(server, tmp_path, monkeypatch)
     assert data.images.min() >= 0 and data.images.max() <= 1
 
 
-@pytest.mark.parametrize("fetch, name, folder, mode", [
-    (datasets.fetch_coil20, "coil20", "coil-20-proc", "L"),
-    (datasets.fetch_coil100, "coil100", "coil-100", "RGB"),
-])
-def test_coil_fetchers_trust_on_first_use(server, tmp_path, monkeypatch, fetch, name,
-                                          folder, mode):
+@pytest.mark.parametrize(
+    "fetch, name, folder, mode",
+    [
+        (datasets.fetch_coil20, "coil20", "coil-20-proc", "L"),
+        (datasets.fetch_coil100, "coil100", "coil-100", "RGB"),
+    ],
+)
+def test_coil_fetchers_trust_on_first_use(server, tmp_path, monkeypatch, fetch, name, folder, mode):
     root, base, _ = server
     rng = np.random.RandomState(2)
     zname = _fetchers.REMOTES[name][0].filename
@@ -239,9 +243,13 @@ def test_offline_and_download_if_missing(tmp_path, monkeypatch):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     dead = f"http://127.0.0.1:{port}/"
-    monkeypatch.setitem(_fetchers.REMOTES, "usps", tuple(
-        RemoteFile(r.filename, dead + r.filename, r.checksum)
-        for r in _fetchers.REMOTES["usps"]))
+    monkeypatch.setitem(
+        _fetchers.REMOTES,
+        "usps",
+        tuple(
+            RemoteFile(r.filename, dead + r.filename, r.checksum) for r in _fetchers.REMOTES["usps"]
+        ),
+    )
     with pytest.raises(OSError, match="Could not download .*put the file at"):
         datasets.fetch_usps(data_home=tmp_path)
     with pytest.raises(OSError, match="download_if_missing=False"):
@@ -355,9 +363,9 @@ def test_load_image_folder_feeds_the_estimators(tmp_path):
     stripes[::2] = 200
     for cls, pattern in (("rows", stripes), ("columns", stripes.T)):
         for i in range(15):
-            _png(tmp_path / cls / f"{i}.png",
-                 np.clip(pattern + rng.randint(0, 40, (8, 8)), 0, 255))
+            _png(tmp_path / cls / f"{i}.png", np.clip(pattern + rng.randint(0, 40, (8, 8)), 0, 255))
     data = datasets.load_image_folder(tmp_path)
     labels = GDLClustering(n_clusters=2, n_neighbors=5).fit_predict(data.images)
     from sklearn.metrics import adjusted_rand_score
+
     assert adjusted_rand_score(data.target, labels) == 1.0

@@ -23,11 +23,15 @@ MAKERS = {
     "jule-transformer": lambda k, **kw: JULETransformer(k, **FAST, **kw),
 }
 SMALL_AE = dict(hidden_dims=(8,), epochs=1, random_state=0)
-ALL = dict(MAKERS, **{
-    "deepgmm": lambda k, **kw: DeepGMMClustering(
-        k, epochs=1, random_state=0, autoencoder=AutoencoderTransformer(2, **SMALL_AE), **kw),
-    "autoencoder": lambda k, **kw: AutoencoderTransformer(2, **SMALL_AE, **kw),
-})
+ALL = dict(
+    MAKERS,
+    **{
+        "deepgmm": lambda k, **kw: DeepGMMClustering(
+            k, epochs=1, random_state=0, autoencoder=AutoencoderTransformer(2, **SMALL_AE), **kw
+        ),
+        "autoencoder": lambda k, **kw: AutoencoderTransformer(2, **SMALL_AE, **kw),
+    },
+)
 
 
 @pytest.fixture(params=sorted(MAKERS))
@@ -144,9 +148,15 @@ def test_deep_gmm_and_autoencoder_degenerate_data(name):
         assert labels.shape == (30,)
 
 
-@pytest.mark.parametrize("k, match", [(0, "n_clusters"), (-2, "n_clusters"),
-                                      (61, "larger than the number of samples"),
-                                      (2.5, "n_clusters")])
+@pytest.mark.parametrize(
+    "k, match",
+    [
+        (0, "n_clusters"),
+        (-2, "n_clusters"),
+        (61, "larger than the number of samples"),
+        (2.5, "n_clusters"),
+    ],
+)
 def test_bad_n_clusters(make, k, match):
     X, _ = _blobs(60)
     with pytest.raises((ValueError, TypeError), match=match):

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from skjule import GDLClustering
-from skjule._features import FeatureExtractor
+from skjule._deep._features import FeatureExtractor
 from skjule.datasets import list_image_files
 
 
@@ -39,9 +39,15 @@ def smooth(rng, h, w, c=3):
 
 def tiny_net(in_channels=3, seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(in_channels, 6, 3, stride=2), nn.BatchNorm2d(6), nn.ReLU(),
-                         nn.Conv2d(6, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten()).eval()
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 3, stride=2),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 8, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).eval()
 
 
 class Counting(nn.Module):
@@ -100,9 +106,12 @@ def test_arrays_and_paths_give_the_same_features(photos, model_file):
         np.testing.assert_allclose(arr[0], from_files[i], rtol=1e-5, atol=1e-6)
     # the grey file, as a grey array, is replicated the same way
     grey = np.asarray(Image.open(photos / "c_grey.png"))
-    np.testing.assert_allclose(fe.transform(grey[None])[0],
-                               from_files[files.index(str(photos / "c_grey.png"))],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fe.transform(grey[None])[0],
+        from_files[files.index(str(photos / "c_grey.png"))],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     # duplicates have identical features; the EXIF-rotated JPEG is used upright
     a, d, f = (files.index(str(photos / n)) for n in ("a.png", "d_copy.png", "sub/f_copy.png"))
     np.testing.assert_array_equal(from_files[a], from_files[d])
@@ -116,13 +125,16 @@ def test_arrays_and_paths_give_the_same_features(photos, model_file):
     for i, im in enumerate(images):
         paths.append(str(photos / f"same{i}.png"))
         Image.fromarray(im).save(paths[-1])
-    np.testing.assert_allclose(fe.transform(images), fe.transform(paths), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(fe.transform(images), fe.transform(paths), rtol=1e-5, atol=1e-6)
 
 
 def test_pipeline_with_gdl(photos, model_file):
-    pipe = Pipeline([("features", FeatureExtractor(model_file, input_size=16)),
-                     ("cluster", GDLClustering(None))])
+    pipe = Pipeline(
+        [
+            ("features", FeatureExtractor(model_file, input_size=16)),
+            ("cluster", GDLClustering(None)),
+        ]
+    )
     files = list_image_files(photos)
     labels = pipe.fit_predict(files)
     assert labels.shape == (len(files),)
@@ -133,11 +145,11 @@ def test_pipeline_with_gdl(photos, model_file):
     assert list(names) == [f"featureextractor{i}" for i in range(8)]
     # and on arrays, with a module instead of a file
     rng = np.random.default_rng(0)
-    X = np.concatenate([np.zeros((15, 12, 12, 3), np.uint8),
-                        np.full((15, 12, 12, 3), 255, np.uint8)])
+    X = np.concatenate(
+        [np.zeros((15, 12, 12, 3), np.uint8), np.full((15, 12, 12, 3), 255, np.uint8)]
+    )
     X = np.clip(X + rng.integers(-20, 20, X.shape), 0, 255).astype(np.uint8)
-    pipe = Pipeline([("features", FeatureExtractor(tiny_net())),
-                     ("cluster", GDLClustering(2))])
+    pipe = Pipeline([("features", FeatureExtractor(tiny_net())), ("cluster", GDLClustering(2))])
     labels = pipe.fit_predict(X)
     assert len(set(labels[:15])) == 1 and len(set(labels[15:])) == 1
     assert labels[0] != labels[-1]
@@ -166,15 +178,15 @@ def test_mean_std_and_batch_independence():
     X = np.random.default_rng(0).random((10, 12, 12, 3)).astype(np.float32)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     Z = FeatureExtractor(net, mean=mean, std=std, batch_size=4).fit_transform(X)
-    x = (torch.from_numpy(X).permute(0, 3, 1, 2) - torch.tensor(mean).view(1, 3, 1, 1)) \
-        / torch.tensor(std).view(1, 3, 1, 1)
+    x = (
+        torch.from_numpy(X).permute(0, 3, 1, 2) - torch.tensor(mean).view(1, 3, 1, 1)
+    ) / torch.tensor(std).view(1, 3, 1, 1)
     with torch.no_grad():
         ref = net.eval()(x).numpy()
     np.testing.assert_allclose(Z, ref, rtol=1e-4, atol=1e-5)
     # one image alone gives what it gives among others
     fe = FeatureExtractor(net, mean=0.5, std=0.25, batch_size=4).fit(X)
-    np.testing.assert_allclose(fe.transform(X[3:4])[0], fe.transform(X)[3], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(fe.transform(X[3:4])[0], fe.transform(X)[3], rtol=1e-5, atol=1e-6)
 
 
 def test_module_mode_and_device_are_restored():
@@ -204,8 +216,9 @@ def test_scripted_module_object_and_torch_export_file(photos, model_file, tmp_pa
     np.testing.assert_array_equal(clone(fe).fit_transform(files), ref)
     # a torch.export program (.pt2) with a dynamic batch dimension
     net = tiny_net()
-    program = torch.export.export(net, (torch.rand(2, 3, 16, 16),),
-                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    program = torch.export.export(
+        net, (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
     torch.export.save(program, str(tmp_path / "tiny.pt2"))
     Z = FeatureExtractor(str(tmp_path / "tiny.pt2"), input_size=16).fit_transform(files)
     np.testing.assert_allclose(Z, ref, rtol=1e-5, atol=1e-6)
@@ -249,8 +262,9 @@ def test_cache_hits_do_not_call_the_model(photos, tmp_path):
     assert net.calls == 0
     np.testing.assert_array_equal(first, second)
     # without the cache: the same features (the cache stores them exactly)
-    np.testing.assert_allclose(FeatureExtractor(net, input_size=16).fit_transform(files),
-                               first, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        FeatureExtractor(net, input_size=16).fit_transform(files), first, rtol=1e-5, atol=1e-6
+    )
     # a renamed copy still hits
     (photos / "renamed.png").write_bytes((photos / "sub" / "e.png").read_bytes())
     net.calls = 0
@@ -310,16 +324,16 @@ def test_cache_across_chunks_with_duplicates_and_bad_files(tmp_path, model_file)
     (tmp_path / "07.png").write_bytes(b"broken")
     (tmp_path / "17.png").write_bytes(b"broken")  # the same broken bytes, next chunk
     net = Counting(tiny_net())
-    fe = FeatureExtractor(net, batch_size=1, cache_dir=tmp_path / "c", on_error="skip",
-                          verbose=1).fit(files[:1])
+    fe = FeatureExtractor(
+        net, batch_size=1, cache_dir=tmp_path / "c", on_error="skip", verbose=1
+    ).fit(files[:1])
     net.calls = 0
     with pytest.warns(UserWarning, match="Skipped 2 of 20"):
         Z = fe.transform(files)
     assert net.calls == 20 - 2 - 2  # no copy, no broken file reaches the network
     assert [s[0] for s in fe.skipped_] == [7, 17]
     kept = [i for i in range(20) if i not in (7, 17)]
-    ref = FeatureExtractor(net, batch_size=1).fit(files[:1]).transform(
-        [files[i] for i in kept])
+    ref = FeatureExtractor(net, batch_size=1).fit(files[:1]).transform([files[i] for i in kept])
     np.testing.assert_allclose(Z, ref, rtol=1e-5, atol=1e-6)
     net.calls = 0
     with pytest.warns(UserWarning, match="Skipped 2 of 20"):
@@ -366,7 +380,8 @@ def test_unreadable_file_raise_or_skip(photos, model_file):
     assert Z.shape == (6, 8)
     assert [s[:2] for s in fe.skipped_] == [(bad, files[bad])]
     full = FeatureExtractor(model_file, input_size=16).fit_transform(
-        [f for f in files if f != files[bad]])
+        [f for f in files if f != files[bad]]
+    )
     np.testing.assert_allclose(Z, full, rtol=1e-5, atol=1e-6)
 
 
@@ -375,11 +390,15 @@ def test_unreadable_file_raise_or_skip(photos, model_file):
 
 def test_model_failing_on_the_dry_run(model_file):
     net = nn.Sequential(nn.Flatten(), nn.Linear(100, 4))  # wants 10x10 grey images
-    with pytest.raises(ValueError, match=r"failed on a dry-run batch of zeros on "
-                                         r"\(2, 3, 16, 16\).*\(2, 1, 16, 16\).*input_size"):
+    with pytest.raises(
+        ValueError,
+        match=r"failed on a dry-run batch of zeros on "
+        r"\(2, 3, 16, 16\).*\(2, 1, 16, 16\).*input_size",
+    ):
         FeatureExtractor(net, input_size=16).fit(np.zeros((2, 16, 16), np.uint8))
-    assert FeatureExtractor(net, input_size=10).fit(
-        np.zeros((2, 16, 16), np.uint8)).n_channels_ == 1
+    assert (
+        FeatureExtractor(net, input_size=10).fit(np.zeros((2, 16, 16), np.uint8)).n_channels_ == 1
+    )
 
 
 def test_wrong_output_rank():
@@ -428,22 +447,25 @@ def test_changed_model_file_after_unpickling(tmp_path):
         pickle.loads(blob).transform(X)
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(input_size=0), "input_size"),
-    (dict(input_size=(16, 16, 3)), "input_size must be"),
-    (dict(input_size=(16.0, 16)), "input_size must be"),
-    (dict(resize="zoom"), "resize"),
-    (dict(crop_fraction=0), "crop_fraction"),
-    (dict(interpolation="area"), "interpolation"),
-    (dict(channels=2), "channels must be 'auto', 1 or 3"),
-    (dict(mean=(0.5, 0.5)), "mean has 2 values but the model takes 3"),
-    (dict(std=0), "std must be .* positive"),
-    (dict(std=(1, -1, 1)), "std must be .* positive"),
-    (dict(mean="red"), "mean"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(on_error="ignore"), "on_error"),
-    (dict(device="tpu-9"), "device"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(input_size=0), "input_size"),
+        (dict(input_size=(16, 16, 3)), "input_size must be"),
+        (dict(input_size=(16.0, 16)), "input_size must be"),
+        (dict(resize="zoom"), "resize"),
+        (dict(crop_fraction=0), "crop_fraction"),
+        (dict(interpolation="area"), "interpolation"),
+        (dict(channels=2), "channels must be 'auto', 1 or 3"),
+        (dict(mean=(0.5, 0.5)), "mean has 2 values but the model takes 3"),
+        (dict(std=0), "std must be .* positive"),
+        (dict(std=(1, -1, 1)), "std must be .* positive"),
+        (dict(mean="red"), "mean"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(on_error="ignore"), "on_error"),
+        (dict(device="tpu-9"), "device"),
+    ],
+)
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
         FeatureExtractor(tiny_net(), **params).fit(np.zeros((2, 16, 16, 3), np.uint8))
@@ -471,8 +493,14 @@ def _two_groups():
 
 def _backbone():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+    )
 
 
 def test_jule_freeze_backbone_trains_only_the_head():
@@ -480,8 +508,9 @@ def test_jule_freeze_backbone_trains_only_the_head():
 
     X, bb = _two_groups(), _backbone()
     before = copy.deepcopy(bb.state_dict())
-    frozen = JULEClustering(2, backbone=bb, freeze_backbone=True, epochs_per_period=2,
-                            random_state=0).fit(X)
+    frozen = JULEClustering(
+        2, backbone=bb, freeze_backbone=True, epochs_per_period=2, random_state=0
+    ).fit(X)
     body = frozen.network_.body.module
     after = body.state_dict()
     assert set(after) == set(before)
@@ -493,8 +522,9 @@ def test_jule_freeze_backbone_trains_only_the_head():
     assert not body.training  # stays in eval mode when the rest trains
     assert frozen.labels_.shape == (40,)
     # the head did train: it differs from the one a 0-epoch fit starts with
-    start = JULEClustering(2, backbone=bb, freeze_backbone=True, epochs_per_period=0,
-                           random_state=0).fit(X)
+    start = JULEClustering(
+        2, backbone=bb, freeze_backbone=True, epochs_per_period=0, random_state=0
+    ).fit(X)
     assert not torch.equal(start.network_.head.weight, frozen.network_.head.weight)
 
     tuned = JULEClustering(2, backbone=bb, epochs_per_period=2, random_state=0).fit(X)

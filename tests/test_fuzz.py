@@ -27,17 +27,41 @@ ESTIMATORS = {
     "jule": lambda k: JULEClustering(k, **FAST),
     "jule-transformer": lambda k: JULETransformer(k, **FAST),
     "deepgmm": lambda k: DeepGMMClustering(
-        k, epochs=1, random_state=0,
-        autoencoder=AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, random_state=0)),
+        k,
+        epochs=1,
+        random_state=0,
+        autoencoder=AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, random_state=0),
+    ),
 }
 
-VALUES = st.sampled_from([
-    "uniform", "zeros", "ones", "huge", "tiny", "negative", "nan", "inf", "duplicates",
-])
-DTYPES = st.sampled_from([
-    np.float64, np.float64, np.float32, np.float32, np.float16, np.int64, np.uint8, np.bool_, np.complex128,
-    object, "U3",
-])
+VALUES = st.sampled_from(
+    [
+        "uniform",
+        "zeros",
+        "ones",
+        "huge",
+        "tiny",
+        "negative",
+        "nan",
+        "inf",
+        "duplicates",
+    ]
+)
+DTYPES = st.sampled_from(
+    [
+        np.float64,
+        np.float64,
+        np.float32,
+        np.float32,
+        np.float16,
+        np.int64,
+        np.uint8,
+        np.bool_,
+        np.complex128,
+        object,
+        "U3",
+    ]
+)
 
 
 @st.composite
@@ -87,8 +111,11 @@ def _call(fn):
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
-@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(X=arrays(), X_new=arrays(), k=st.one_of(st.integers(1, 4), st.integers(-1, 26)))
 def test_fit_predict_never_crash(name, X, X_new, k):
     est = ESTIMATORS[name](k)
@@ -122,12 +149,16 @@ def test_fit_predict_never_crash(name, X, X_new, k):
                 assert out.min() >= 0 and out.max() < k
 
 
-@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(X=arrays(), X_new=arrays(), variational=st.booleans())
 def test_autoencoder_never_crashes(X, X_new, variational):
-    ae = AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, variational=variational,
-                                random_state=0)
+    ae = AutoencoderTransformer(
+        2, hidden_dims=(8,), epochs=1, variational=variational, random_state=0
+    )
     X_copy = X.copy()
     fitted = _call(lambda: ae.fit(X))
     assert pickle.dumps(X) == pickle.dumps(X_copy)

@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scipy.sparse.csgraph import connected_components
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
-from skjule._graph import initial_clusters, knn_graph, knn_search
+from skjule._engine._graph import initial_clusters, knn_graph, knn_search
 
 from _reference import dense_weights
 
@@ -28,8 +28,7 @@ def test_weights_equal_dense_formula(X, k, a):
     W = g.to_csr().toarray()
     # Neighbour sets can differ only among exactly tied distances; the
     # weights of tied candidates are equal, so compare the sorted rows.
-    np.testing.assert_allclose(np.sort(W, axis=1), np.sort(W_ref, axis=1),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.sort(W, axis=1), np.sort(W_ref, axis=1), rtol=1e-9, atol=1e-12)
     assert not np.any(g.indices == np.arange(X.shape[0])[:, None])
     for i in range(X.shape[0]):
         assert len(set(g.indices[i])) == k
@@ -86,8 +85,11 @@ def test_reverse_adjacency_is_the_transpose():
 
 
 @settings(deadline=None, max_examples=50)
-@given(X=st.integers(2, 60).flatmap(
-    lambda n: arrays(np.float64, (n, 2), elements=st.floats(-3, 3, width=16))))
+@given(
+    X=st.integers(2, 60).flatmap(
+        lambda n: arrays(np.float64, (n, 2), elements=st.floats(-3, 3, width=16))
+    )
+)
 def test_initial_clusters_are_1nn_components(X):
     g = knn_graph(X, 1, method="exact")
     labels = initial_clusters(g.indices)

@@ -104,8 +104,9 @@ def test_mixed_8_and_16_bit_give_one_float_scale(tmp_path):
     # colour output: a 16-bit grey image becomes three equal float channels
     rgb = load(tmp_path, color="rgb")
     assert rgb.images.shape == (2, 6, 8, 3)
-    np.testing.assert_allclose(rgb.images[1], np.repeat((grey16 / 65535)[..., None], 3, -1),
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        rgb.images[1], np.repeat((grey16 / 65535)[..., None], 3, -1), atol=1e-7
+    )
     # 8-bit only stays uint8, values as read
     (tmp_path / "b16.png").unlink()
     only8 = load(tmp_path)
@@ -141,7 +142,7 @@ def test_float_tiff_with_nan_is_an_error(tmp_path):
 
 
 def test_32bit_and_pgm_integer_images_are_scaled_by_their_format(tmp_path):
-    signed = np.array([[-(2 ** 31) + 1, 0, 2 ** 31 - 1]], dtype=np.int32)
+    signed = np.array([[-(2**31) + 1, 0, 2**31 - 1]], dtype=np.int32)
     save(tmp_path / "a" / "i32.tif", signed)
     assert Image.open(tmp_path / "a" / "i32.tif").mode == "I"
     np.testing.assert_allclose(load(tmp_path / "a").images[0], [[-1, 0, 1]], atol=1e-7)
@@ -205,7 +206,7 @@ def test_exif_orientation_of_tiffs_is_applied_once(tmp_path, orientation, dtype)
     save(tmp_path / "u.tif", np.zeros((2, 3), dtype), exif=_exif(orientation))
     turn = {3: lambda a: np.rot90(a, 2), 6: lambda a: np.rot90(a, -1), 8: np.rot90}[orientation]
     img = load(tmp_path).images[0]
-    scale = {np.uint8: 1, np.uint16: 65535, np.int32: 2 ** 31 - 1, np.float32: 1}[dtype]
+    scale = {np.uint8: 1, np.uint16: 65535, np.int32: 2**31 - 1, np.float32: 1}[dtype]
     np.testing.assert_allclose(img, turn(arr) / scale, rtol=1e-6)
 
 
@@ -306,7 +307,8 @@ def test_truncated_png_names_the_file(tmp_path):
     save(tmp_path / "good.png", np.zeros((32, 32), np.uint8))
     raw = io.BytesIO()
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (32, 32), dtype=np.uint8)).save(
-        raw, "PNG")
+        raw, "PNG"
+    )
     (tmp_path / "cut.png").write_bytes(raw.getvalue()[: len(raw.getvalue()) // 2])
     with pytest.raises(ValueError, match=r"Cannot read the image .*cut\.png: .*truncated") as info:
         load(tmp_path)
@@ -314,13 +316,25 @@ def test_truncated_png_names_the_file(tmp_path):
 
 
 def _png_chunk(tag, data):
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(
-        ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data))
+        + tag
+        + data
+        + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    )
 
 
-@pytest.mark.parametrize("error", [struct.error("unpack requires a buffer of 4 bytes"),
-                                   ZeroDivisionError("division by zero"), IndexError("x"),
-                                   SyntaxError("broken PNG file"), EOFError(), MemoryError()])
+@pytest.mark.parametrize(
+    "error",
+    [
+        struct.error("unpack requires a buffer of 4 bytes"),
+        ZeroDivisionError("division by zero"),
+        IndexError("x"),
+        SyntaxError("broken PNG file"),
+        EOFError(),
+        MemoryError(),
+    ],
+)
 def test_whatever_pil_raises_becomes_a_value_error(tmp_path, monkeypatch, error):
     # PIL's decoders raise far more than OSError on damaged files (struct.error,
     # SyntaxError, IndexError, ...): every one is about that file
@@ -446,24 +460,45 @@ def test_skip_in_the_decoding_pass_keeps_alignment(tmp_path):
 # -------------------------------------------------------------------- fuzzing
 
 MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F")
-FORMATS = {".png": "PNG", ".tif": "TIFF", ".jpg": "JPEG", ".bmp": "BMP", ".gif": "GIF",
-           ".webp": "WEBP", ".pgm": "PPM", ".ppm": "PPM"}
-MAGIC = (b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"II*\x00",
-         b"MM\x00*", b"BM", b"P5\n4 4\n255\n", b"P6\n2 2\n65535\n", b"RIFF\x00\x00\x00\x00WEBP")
+FORMATS = {
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".jpg": "JPEG",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+    ".pgm": "PPM",
+    ".ppm": "PPM",
+}
+MAGIC = (
+    b"",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"P5\n4 4\n255\n",
+    b"P6\n2 2\n65535\n",
+    b"RIFF\x00\x00\x00\x00WEBP",
+)
 
 
 def _image(mode, h, w, rng, values):
     if mode == "1":
         return Image.fromarray(rng.rand(h, w) > 0.5)
     if mode == "F":
-        a = {"unit": rng.rand(h, w), "wide": rng.randn(h, w) * 1e6,
-             "nan": np.where(rng.rand(h, w) > 0.5, np.nan, 1.0),
-             "inf": np.full((h, w), np.inf)}[values]
+        a = {
+            "unit": rng.rand(h, w),
+            "wide": rng.randn(h, w) * 1e6,
+            "nan": np.where(rng.rand(h, w) > 0.5, np.nan, 1.0),
+            "inf": np.full((h, w), np.inf),
+        }[values]
         return Image.fromarray(a.astype(np.float32))
     if mode == "I;16":
         return Image.fromarray(rng.randint(0, 65536, (h, w)).astype(np.uint16))
     if mode == "I":
-        return Image.fromarray(rng.randint(-2 ** 31, 2 ** 31 - 1, (h, w)).astype(np.int32))
+        return Image.fromarray(rng.randint(-(2**31), 2**31 - 1, (h, w)).astype(np.int32))
     channels = {"L": 1, "LA": 2, "P": 3, "RGB": 3, "RGBA": 4}[mode]
     a = rng.randint(0, 256, (h, w, channels)).astype(np.uint8)
     im = Image.fromarray(a[..., 0] if channels == 1 else a)
@@ -477,14 +512,22 @@ def fuzz_file(draw):
     if kind == "bytes":
         return ("bytes", ext, draw(st.sampled_from(MAGIC)) + draw(st.binary(max_size=200)))
     if kind == "special":
-        return ("special", ext, draw(st.sampled_from(
-            ["fifo", "empty", "dangling", "dev", "dir", "bomb"])))
-    spec = dict(mode=draw(st.sampled_from(MODES)), h=draw(st.sampled_from([1, 4, 4, 9])),
-                w=draw(st.sampled_from([1, 5, 5, 8])), seed=draw(st.integers(0, 2 ** 16)),
-                values=draw(st.sampled_from(["unit", "unit", "wide", "nan", "inf"])),
-                fmt=draw(st.sampled_from(sorted(set(FORMATS.values())))),
-                damage=draw(st.sampled_from(["none"] * 3 + ["truncate", "flip"])),
-                where=draw(st.floats(0, 1)), orientation=draw(st.integers(1, 8)))
+        return (
+            "special",
+            ext,
+            draw(st.sampled_from(["fifo", "empty", "dangling", "dev", "dir", "bomb"])),
+        )
+    spec = dict(
+        mode=draw(st.sampled_from(MODES)),
+        h=draw(st.sampled_from([1, 4, 4, 9])),
+        w=draw(st.sampled_from([1, 5, 5, 8])),
+        seed=draw(st.integers(0, 2**16)),
+        values=draw(st.sampled_from(["unit", "unit", "wide", "nan", "inf"])),
+        fmt=draw(st.sampled_from(sorted(set(FORMATS.values())))),
+        damage=draw(st.sampled_from(["none"] * 3 + ["truncate", "flip"])),
+        where=draw(st.floats(0, 1)),
+        orientation=draw(st.integers(1, 8)),
+    )
     return ("image", ext, spec)
 
 
@@ -513,8 +556,11 @@ def _write(folder, i, kind, ext, spec):
     rng = np.random.RandomState(spec["seed"])
     im = _image(spec["mode"], spec["h"], spec["w"], rng, spec["values"])
     raw = io.BytesIO()
-    kwargs = {"exif": _exif(spec["orientation"])} if spec["fmt"] in (
-        "PNG", "JPEG", "TIFF", "WEBP") else {}
+    kwargs = (
+        {"exif": _exif(spec["orientation"])}
+        if spec["fmt"] in ("PNG", "JPEG", "TIFF", "WEBP")
+        else {}
+    )
     try:
         im.save(raw, spec["fmt"], **kwargs)
     except (OSError, ValueError, KeyError, TypeError):
@@ -531,12 +577,15 @@ def _write(folder, i, kind, ext, spec):
 
 
 @needs_symlink
-@settings(max_examples=100, deadline=10000, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(files=st.lists(fuzz_file(), min_size=1, max_size=4),
-       resize=st.sampled_from([None, None, 3, (2, 5)]),
-       color=st.sampled_from(["auto", "grey", "rgb"]),
-       on_error=st.sampled_from(["raise", "skip"]))
+@settings(
+    max_examples=100, deadline=10000, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    files=st.lists(fuzz_file(), min_size=1, max_size=4),
+    resize=st.sampled_from([None, None, 3, (2, 5)]),
+    color=st.sampled_from(["auto", "grey", "rgb"]),
+    on_error=st.sampled_from(["raise", "skip"]),
+)
 def test_fuzz_every_file_ends_in_a_result_or_a_value_error(files, resize, color, on_error):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -544,8 +593,7 @@ def test_fuzz_every_file_ends_in_a_result_or_a_value_error(files, resize, color,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # PIL's and the loader's warnings
-                data = load(folder, resize=resize, color=color, on_error=on_error,
-                            labels=None)
+                data = load(folder, resize=resize, color=color, on_error=on_error, labels=None)
         except ValueError as exc:
             msg = str(exc)
             assert msg
@@ -560,8 +608,7 @@ def test_fuzz_every_file_ends_in_a_result_or_a_value_error(files, resize, color,
         assert len(data.filenames) + len(data.skipped) == len(written)
         if on_error == "raise":
             assert len(data.skipped) == 0
-        assert images.ndim == (4 if color == "rgb" or (color == "auto" and images.ndim == 4)
-                               else 3)
+        assert images.ndim == (4 if color == "rgb" or (color == "auto" and images.ndim == 4) else 3)
         if images.ndim == 4:
             assert images.shape[-1] == 3
         if resize is not None:
@@ -573,17 +620,27 @@ def test_fuzz_every_file_ends_in_a_result_or_a_value_error(files, resize, color,
 
 @st.composite
 def valid_image(draw):
-    return dict(mode=draw(st.sampled_from(MODES)), h=draw(st.integers(1, 9)),
-                w=draw(st.integers(1, 9)), seed=draw(st.integers(0, 2 ** 16)),
-                values=draw(st.sampled_from(["unit", "wide"])),
-                fmt=draw(st.sampled_from(sorted(set(FORMATS.values())))),
-                damage="none", where=0.0, orientation=draw(st.integers(1, 8)))
+    return dict(
+        mode=draw(st.sampled_from(MODES)),
+        h=draw(st.integers(1, 9)),
+        w=draw(st.integers(1, 9)),
+        seed=draw(st.integers(0, 2**16)),
+        values=draw(st.sampled_from(["unit", "wide"])),
+        fmt=draw(st.sampled_from(sorted(set(FORMATS.values())))),
+        damage="none",
+        where=0.0,
+        orientation=draw(st.integers(1, 8)),
+    )
 
 
-@settings(max_examples=60, deadline=10000, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(spec=valid_image(), ext=st.sampled_from(sorted(FORMATS)),
-       color=st.sampled_from(["auto", "grey", "rgb"]))
+@settings(
+    max_examples=60, deadline=10000, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    spec=valid_image(),
+    ext=st.sampled_from(sorted(FORMATS)),
+    color=st.sampled_from(["auto", "grey", "rgb"]),
+)
 def test_fuzz_every_valid_image_loads_as_pil_decodes_it(spec, ext, color):
     """A sound image in any mode, format and orientation loads, with PIL's upright pixels."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -593,8 +650,11 @@ def test_fuzz_every_valid_image_loads_as_pil_decodes_it(spec, ext, color):
             ref = ImageOps.exif_transpose(im)
             wide = mode == "F" or mode == "I" or mode.startswith("I;16")
             rgb_ref = np.asarray(ref.convert("RGB")) if not wide else None
-            colour = not wide and (bool(np.ptp(rgb_ref, axis=-1).any()) if mode in ("P", "PA")
-                                   else mode not in ("1", "L", "LA"))
+            colour = not wide and (
+                bool(np.ptp(rgb_ref, axis=-1).any())
+                if mode in ("P", "PA")
+                else mode not in ("1", "L", "LA")
+            )
             rgb = color == "rgb" or (color == "auto" and colour)
             if wide:
                 expected = np.asarray(ref).astype(np.float64)
@@ -611,7 +671,7 @@ def test_fuzz_every_valid_image_loads_as_pil_decodes_it(spec, ext, color):
                 assert 0 <= img.min() or mode == "I"
                 assert img.max() <= 1
                 # PIL writes 'I' to TIFF as signed 32-bit, to PGM as 16-bit
-                expected = expected / (2 ** 31 - 1 if (mode, fmt) == ("I", "TIFF") else 65535)
+                expected = expected / (2**31 - 1 if (mode, fmt) == ("I", "TIFF") else 65535)
             if rgb:
                 expected = np.repeat(expected[..., None], 3, -1)
             np.testing.assert_allclose(img, expected, rtol=1e-6, atol=1e-9)

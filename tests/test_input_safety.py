@@ -31,7 +31,7 @@ from skjule import (
     JULEClustering,
     JULETransformer,
 )
-from skjule._inputs import check_image_shape, resolve_image_shape
+from skjule._deep._inputs import check_image_shape, resolve_image_shape
 from skjule.datasets import _base, _fetchers, fetch_coil20
 from skjule.datasets._base import RemoteFile, archive_damage
 
@@ -52,8 +52,9 @@ def _coil_zip_bytes(n_obj=2, n_pose=2):
         for o in range(1, n_obj + 1):
             for p in range(n_pose):
                 img = io.BytesIO()
-                Image.fromarray(rng.randint(0, 256, (128, 128)).astype(np.uint8), "L") \
-                    .save(img, format="PNG")
+                Image.fromarray(rng.randint(0, 256, (128, 128)).astype(np.uint8), "L").save(
+                    img, format="PNG"
+                )
                 z.writestr(f"coil-20-proc/obj{o}__{p}.png", img.getvalue())
     return buf.getvalue()
 
@@ -80,10 +81,14 @@ class _Response:
 def coil(monkeypatch):
     """``serve(body)`` makes the next downloads return ``body``; no network."""
     served = {}
-    monkeypatch.setitem(_fetchers.REMOTES, "coil20", (RemoteFile(
-        "coil-20-proc.zip", "http://example.invalid/coil-20-proc.zip", None),))
-    monkeypatch.setattr(_base.urllib.request, "urlopen",
-                        lambda url, timeout=None: _Response(served["body"]))
+    monkeypatch.setitem(
+        _fetchers.REMOTES,
+        "coil20",
+        (RemoteFile("coil-20-proc.zip", "http://example.invalid/coil-20-proc.zip", None),),
+    )
+    monkeypatch.setattr(
+        _base.urllib.request, "urlopen", lambda url, timeout=None: _Response(served["body"])
+    )
     return lambda body: served.update(body=body)
 
 
@@ -112,7 +117,8 @@ def test_damaged_archive_recorded_earlier_is_replaced_not_trusted(coil, tmp_path
     folder.mkdir(parents=True)
     (folder / "coil-20-proc.zip").write_bytes(bad)
     (folder / "coil-20-proc.zip.sha256").write_text(
-        f"{hashlib.sha256(bad).hexdigest()}  coil-20-proc.zip\n")
+        f"{hashlib.sha256(bad).hexdigest()}  coil-20-proc.zip\n"
+    )
     coil(good)
     with pytest.warns(UserWarning) as record:
         data = fetch_coil20(data_home=tmp_path / "home")
@@ -120,8 +126,9 @@ def test_damaged_archive_recorded_earlier_is_replaced_not_trusted(coil, tmp_path
     assert "is a damaged archive" in messages and "No checksum is published" in messages
     assert data.images.shape == (4, 128, 128)
     assert (folder / "coil-20-proc.zip").read_bytes() == good
-    assert (folder / "coil-20-proc.zip.sha256").read_text().split()[0] == \
-        hashlib.sha256(good).hexdigest()
+    assert (folder / "coil-20-proc.zip.sha256").read_text().split()[0] == hashlib.sha256(
+        good
+    ).hexdigest()
 
 
 @pytest.mark.parametrize("suffix", [".zip", ".gz", ".bz2"])
@@ -150,8 +157,7 @@ def test_archive_damage_reads_each_format_through(tmp_path, suffix):
 
 @pytest.fixture
 def frame():
-    X, _ = make_blobs(90, n_features=4, centers=3, cluster_std=[0.5, 1.0, 2.0],
-                      random_state=0)
+    X, _ = make_blobs(90, n_features=4, centers=3, cluster_std=[0.5, 1.0, 2.0], random_state=0)
     X[:, 0] *= 5  # columns of different scales: reordering them changes distances
     return pd.DataFrame(X, columns=["width", "height", "depth", "mass"])
 
@@ -188,14 +194,23 @@ def test_failed_fit_keeps_the_previous_feature_names(frame):
     assert list(est.feature_names_in_) == list(frame.columns)
 
 
-@pytest.mark.parametrize("estimator", [
-    GDLClustering(2),
-    AutoencoderTransformer(3, **TINY_AE),
-    JULEClustering(2, **FAST_JULE),
-    JULETransformer(2, **FAST_JULE),
-    DeepGMMClustering(2, epochs=1, gmm_n_init=1, random_state=0,
-                      autoencoder=AutoencoderTransformer(3, **TINY_AE)),
-], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        GDLClustering(2),
+        AutoencoderTransformer(3, **TINY_AE),
+        JULEClustering(2, **FAST_JULE),
+        JULETransformer(2, **FAST_JULE),
+        DeepGMMClustering(
+            2,
+            epochs=1,
+            gmm_n_init=1,
+            random_state=0,
+            autoencoder=AutoencoderTransformer(3, **TINY_AE),
+        ),
+    ],
+    ids=lambda e: type(e).__name__,
+)
 def test_sklearn_dataframe_column_names_check(estimator):
     # scikit-learn's own check (not in parametrize_with_checks' default set):
     # feature_names_in_ after fitting a DataFrame, and every method (predict,
@@ -208,13 +223,13 @@ def test_deepgmm_checks_a_prefit_autoencoders_columns(frame):
     ae = AutoencoderTransformer(3, **TINY_AE).fit(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        dgmm = DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae,
-                                 random_state=0).fit(frame)
+        dgmm = DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae, random_state=0).fit(
+            frame
+        )
         dgmm.predict(frame)
     assert list(ae.feature_names_in_) == list(frame.columns)  # the given one untouched
     with pytest.raises(ValueError, match="feature names"):
-        DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae).fit(
-            frame[frame.columns[::-1]])
+        DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae).fit(frame[frame.columns[::-1]])
 
 
 # ------------------------------------------------------------------ divergence
@@ -223,10 +238,19 @@ def test_deepgmm_checks_a_prefit_autoencoders_columns(frame):
 def test_autoencoder_divergence_in_fit_is_an_error_not_nan_codes():
     X, _ = make_blobs(60, n_features=6, random_state=0)
     for variational in (False, True):
-        ae = AutoencoderTransformer(2, hidden_dims=(8,), epochs=5, learning_rate=1e6,
-                                    variational=variational, random_state=0)
-        with pytest.raises(ValueError, match=r"training diverged\. Use a smaller "
-                                             r"learning_rate \(now 1000000\.0\)"):
+        ae = AutoencoderTransformer(
+            2,
+            hidden_dims=(8,),
+            epochs=5,
+            learning_rate=1e6,
+            variational=variational,
+            random_state=0,
+        )
+        with pytest.raises(
+            ValueError,
+            match=r"training diverged\. Use a smaller "
+            r"learning_rate \(now 1000000\.0\)",
+        ):
             ae.fit(X)
         assert not hasattr(ae, "network_") and not hasattr(ae, "n_features_in_")
 
@@ -237,26 +261,28 @@ def test_autoencoder_with_broken_weights_does_not_return_nan_codes():
     assert np.isfinite(ae.transform(X)).all()
     with torch.no_grad():
         next(ae.network_.parameters()).fill_(float("nan"))
-    with pytest.raises(ValueError, match="embeddings became NaN or infinite: training "
-                                         "diverged"):
+    with pytest.raises(ValueError, match="embeddings became NaN or infinite: training diverged"):
         ae.transform(X)
 
 
 # ----------------------------------------------------------------- image_shape
 
 
-@pytest.mark.parametrize("bad, match", [
-    ((4.5, 4), "must hold integers.*4.5"),
-    ((4.0, 4), "must hold integers.*4.0"),  # whole floats too: refused, not truncated
-    ((np.float64(4), 4), "must hold integers"),
-    ((True, 16), "must hold integers"),
-    ((0, 16), "must hold positive integers"),
-    ((-4, -4), "must hold positive integers"),
-    (("4", "4"), "must hold integers"),
-    ((16,), r"must be \(height, width\)"),
-    ((2, 2, 2, 2), r"must be \(height, width\)"),
-    (16, r"must be \(height, width\)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ((4.5, 4), "must hold integers.*4.5"),
+        ((4.0, 4), "must hold integers.*4.0"),  # whole floats too: refused, not truncated
+        ((np.float64(4), 4), "must hold integers"),
+        ((True, 16), "must hold integers"),
+        ((0, 16), "must hold positive integers"),
+        ((-4, -4), "must hold positive integers"),
+        (("4", "4"), "must hold integers"),
+        ((16,), r"must be \(height, width\)"),
+        ((2, 2, 2, 2), r"must be \(height, width\)"),
+        (16, r"must be \(height, width\)"),
+    ],
+)
 def test_image_shape_must_be_positive_integers(bad, match):
     with pytest.raises(ValueError, match="image_shape " + match):
         resolve_image_shape((16,), bad)
@@ -269,12 +295,17 @@ def test_image_shape_accepts_python_and_numpy_ints():
     assert all(type(v) is int for v in resolve_image_shape((16,), np.array([4, 4])))
 
 
-@pytest.mark.parametrize("make", [
-    lambda s: AutoencoderTransformer(2, architecture="conv", image_shape=s, **TINY_AE),
-    lambda s: JULEClustering(2, image_shape=s, **FAST_JULE),
-    lambda s: DeepGMMClustering(2, epochs=1, image_shape=s,
-                                autoencoder=AutoencoderTransformer(2, **TINY_AE)),
-], ids=["autoencoder", "jule", "deepgmm-with-autoencoder"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: AutoencoderTransformer(2, architecture="conv", image_shape=s, **TINY_AE),
+        lambda s: JULEClustering(2, image_shape=s, **FAST_JULE),
+        lambda s: DeepGMMClustering(
+            2, epochs=1, image_shape=s, autoencoder=AutoencoderTransformer(2, **TINY_AE)
+        ),
+    ],
+    ids=["autoencoder", "jule", "deepgmm-with-autoencoder"],
+)
 def test_estimators_refuse_fractional_image_shape(make):
     X = np.random.RandomState(0).rand(30, 16)
     with pytest.raises(ValueError, match=r"image_shape must hold integers"):
@@ -284,8 +315,9 @@ def test_estimators_refuse_fractional_image_shape(make):
 def test_deepgmm_passes_image_shape_to_a_given_autoencoder():
     X = np.random.RandomState(0).rand(30, 16)
     ae = AutoencoderTransformer(2, architecture="auto", **TINY_AE)
-    dgmm = DeepGMMClustering(2, epochs=1, gmm_n_init=1, image_shape=(4, 4), autoencoder=ae,
-                             random_state=0).fit(X)
+    dgmm = DeepGMMClustering(
+        2, epochs=1, gmm_n_init=1, image_shape=(4, 4), autoencoder=ae, random_state=0
+    ).fit(X)
     assert dgmm.autoencoder_.image_shape_ == (4, 4, 1)
     assert dgmm.autoencoder_.architecture_ == "conv"
     assert ae.image_shape is None  # the given (unfitted) one is cloned, not modified
@@ -301,10 +333,10 @@ def test_deepgmm_image_shape_conflicting_with_the_autoencoder_is_an_error():
     with pytest.raises(ValueError, match=r"conflicts.*fitted on flat vectors"):
         DeepGMMClustering(2, epochs=1, image_shape=(4, 4), autoencoder=flat).fit(X)
 
-    conv = AutoencoderTransformer(2, architecture="conv", image_shape=(4, 4),
-                                  **TINY_AE).fit(X)
+    conv = AutoencoderTransformer(2, architecture="conv", image_shape=(4, 4), **TINY_AE).fit(X)
     with pytest.raises(ValueError, match=r"conflicts.*fitted on images of 4x4x1"):
         DeepGMMClustering(2, epochs=1, image_shape=(2, 8), autoencoder=conv).fit(X)
     # the same shape in both places is fine, also spelled (H, W, 1)
-    DeepGMMClustering(2, epochs=1, gmm_n_init=1, image_shape=(4, 4, 1),
-                      autoencoder=conv, random_state=0).fit(X)
+    DeepGMMClustering(
+        2, epochs=1, gmm_n_init=1, image_shape=(4, 4, 1), autoencoder=conv, random_state=0
+    ).fit(X)

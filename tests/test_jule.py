@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skjule import JULEClustering, JULETransformer
-from skjule._networks import build_cnn, conv_plan, resolve_device
+from skjule._deep._networks import build_cnn, conv_plan, resolve_device
 
 FAST = dict(epochs_per_period=2, n_neighbors=10, embedding_dim=16, random_state=0)
 
@@ -83,8 +83,9 @@ def test_predict_held_out(digits):
     nmi_test = normalized_mutual_info_score(y[test], j.predict(X[test]))
     assert nmi_test > nmi_train - 0.05
     # one sample at a time gives the same as the batch
-    np.testing.assert_array_equal(j.predict(X[test[:5]]),
-                                  [j.predict(X[i:i + 1])[0] for i in test[:5]])
+    np.testing.assert_array_equal(
+        j.predict(X[test[:5]]), [j.predict(X[i : i + 1])[0] for i in test[:5]]
+    )
 
 
 def test_seeded_runs_repeat_exactly(digits):
@@ -108,13 +109,20 @@ def test_global_torch_rng_untouched(digits):
 
 def test_pipeline(digits):
     X, y = digits
-    pipe = Pipeline([("jule", JULETransformer(n_clusters=10, image_shape=(8, 8),
-                                              epochs_per_period=3, random_state=0)),
-                     ("km", KMeans(10, n_init=10, random_state=0))])
+    pipe = Pipeline(
+        [
+            (
+                "jule",
+                JULETransformer(
+                    n_clusters=10, image_shape=(8, 8), epochs_per_period=3, random_state=0
+                ),
+            ),
+            ("km", KMeans(10, n_init=10, random_state=0)),
+        ]
+    )
     labels = pipe.fit_predict(X.reshape(len(X), -1), y)
     raw = KMeans(10, n_init=10, random_state=0).fit_predict(X.reshape(len(X), -1))
-    assert (normalized_mutual_info_score(y, labels)
-            > normalized_mutual_info_score(y, raw) + 0.05)
+    assert normalized_mutual_info_score(y, labels) > normalized_mutual_info_score(y, raw) + 0.05
 
 
 def test_grid_search(digits):
@@ -136,8 +144,9 @@ def test_image_shapes(digits):
     X, y = digits
     X = X[:400]
     a = JULEClustering(10, epochs_per_period=1, random_state=0).fit(X)
-    b = JULEClustering(10, epochs_per_period=1, random_state=0,
-                       image_shape=(8, 8)).fit(X.reshape(400, 64))
+    b = JULEClustering(10, epochs_per_period=1, random_state=0, image_shape=(8, 8)).fit(
+        X.reshape(400, 64)
+    )
     c = JULEClustering(10, epochs_per_period=1, random_state=0).fit(X[..., None])
     np.testing.assert_array_equal(a.labels_, b.labels_)
     np.testing.assert_array_equal(a.labels_, c.labels_)
@@ -231,7 +240,7 @@ def test_interrupted_fit_never_looks_fitted(monkeypatch, digits):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    import skjule._jule as jule_module
+    import skjule._deep._jule as jule_module
 
     X, _ = digits
     calls = {"n": 0, "at": 2}
@@ -271,8 +280,9 @@ def test_custom_backbone(digits):
     X, y = digits
     body = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten())
     before = {k: v.clone() for k, v in body.state_dict().items()}
-    j = JULEClustering(10, backbone=body, epochs_per_period=1, embedding_dim=16,
-                       random_state=0).fit(X)
+    j = JULEClustering(
+        10, backbone=body, epochs_per_period=1, embedding_dim=16, random_state=0
+    ).fit(X)
     assert j.embedding_.shape == (len(X), 16)
     assert normalized_mutual_info_score(y, j.labels_) > 0.6
     for k, v in body.state_dict().items():  # the module passed in is never trained
@@ -288,7 +298,8 @@ def test_custom_backbone(digits):
 
     JULEClustering(10, backbone=build, epochs_per_period=1, random_state=0).fit(X[:300])
     JULETransformer(10, backbone=build, epochs_per_period=1, random_state=0).fit(
-        X[:300].reshape(300, -1))
+        X[:300].reshape(300, -1)
+    )
     assert seen == [(1, 8, 8), (64,)]
 
     with pytest.raises(ValueError, match=r"\(batch, features\)"):
@@ -301,14 +312,14 @@ def test_custom_backbone(digits):
 
 def test_eta_auto_takes_four_periods_to_k():
     X, _ = make_blobs(400, n_features=8, centers=4, random_state=0)
-    jule = JULEClustering(4, eta="auto", epochs_per_period=1, embedding_dim=8,
-                          random_state=0).fit(X)
+    jule = JULEClustering(4, eta="auto", epochs_per_period=1, embedding_dim=8, random_state=0).fit(
+        X
+    )
     n0 = jule.n_initial_clusters_
     assert jule.eta_ == pytest.approx(np.clip(1 - (4 / n0) ** 0.25, 0.2, 0.9))
     periods = [h for h in jule.history_ if h["period"] != "RC"]
     assert len(periods) in (4, 5)  # ceil() may leave one short last period
     assert periods[-1]["n_clusters_end"] == 4
-    fixed = JULEClustering(4, eta=0.9, epochs_per_period=1, embedding_dim=8,
-                           random_state=0).fit(X)
+    fixed = JULEClustering(4, eta=0.9, epochs_per_period=1, embedding_dim=8, random_state=0).fit(X)
     assert fixed.eta_ == 0.9
     assert len(fixed.history_) - 1 < len(periods)

@@ -7,14 +7,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
-import skjule._gdl as gdl_module
+import skjule._engine._gdl as gdl_module
 from skjule import GDLClustering, cut_hierarchy
-from skjule._locality import inverse_permutation, locality_order
+from skjule._engine._locality import inverse_permutation, locality_order
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 700), d=st.integers(1, 5), leaf=st.integers(1, 64),
-       seed=st.integers(0, 2**31 - 1), duplicates=st.booleans())
+@given(
+    n=st.integers(1, 700),
+    d=st.integers(1, 5),
+    leaf=st.integers(1, 64),
+    seed=st.integers(0, 2**31 - 1),
+    duplicates=st.booleans(),
+)
 def test_locality_order_is_a_permutation(n, d, leaf, seed, duplicates):
     rng = np.random.RandomState(seed)
     X = rng.rand(n, d)
@@ -46,10 +51,12 @@ def test_gdl_in_locality_order_matches_given_order(n_clusters):
     # losses are the same multiset.
     n = X.shape[0]
     for k in [k for k in [8, 20, 100, tree.n_initial_clusters_] if k >= tree.n_clusters_]:
-        np.testing.assert_array_equal(cut_hierarchy(tree.children_, n, k),
-                                      cut_hierarchy(given_order.children_, n, k))
-    np.testing.assert_allclose(np.sort(tree.merge_losses_),
-                               np.sort(given_order.merge_losses_), rtol=1e-9)
+        np.testing.assert_array_equal(
+            cut_hierarchy(tree.children_, n, k), cut_hierarchy(given_order.children_, n, k)
+        )
+    np.testing.assert_allclose(
+        np.sort(tree.merge_losses_), np.sort(given_order.merge_losses_), rtol=1e-9
+    )
     # predict uses the training samples in the given order
     np.testing.assert_array_equal(tree.predict(X[:50]), given_order.predict(X[:50]))
 

@@ -1,11 +1,15 @@
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skjule._losses import batch_triplets, margin_triplet_loss, sq_distances, weighted_triplet_loss
+from skjule._deep._losses import (
+    batch_triplets,
+    margin_triplet_loss,
+    sq_distances,
+    weighted_triplet_loss,
+)
 
 
 def plain_triplets(z, labels, kc):
@@ -26,8 +30,11 @@ def plain_weighted(z, labels, sigma2, gamma, lam, kc):
     trip = plain_triplets(z.detach(), labels, kc)
     if not trip:
         return None
-    terms = [gamma * torch.exp(-((z[i] - z[j]) ** 2).sum() / sigma2)
-             - torch.exp(-((z[i] - z[k]) ** 2).sum() / sigma2) for i, j, k in trip]
+    terms = [
+        gamma * torch.exp(-((z[i] - z[j]) ** 2).sum() / sigma2)
+        - torch.exp(-((z[i] - z[k]) ** 2).sum() / sigma2)
+        for i, j, k in trip
+    ]
     return -lam / max(kc - 1, 1) * torch.stack(terms).mean()
 
 
@@ -35,14 +42,22 @@ def plain_margin(z, labels, gamma, margin, kc):
     trip = plain_triplets(z.detach(), labels, kc)
     if not trip:
         return None
-    terms = [torch.relu(gamma * ((z[i] - z[j]) ** 2).sum() - ((z[i] - z[k]) ** 2).sum() + margin)
-             for i, j, k in trip]
+    terms = [
+        torch.relu(gamma * ((z[i] - z[j]) ** 2).sum() - ((z[i] - z[k]) ** 2).sum() + margin)
+        for i, j, k in trip
+    ]
     return torch.stack(terms).mean()
 
 
 @settings(deadline=None, max_examples=30)
-@given(seed=st.integers(0, 10**6), B=st.integers(2, 12), n_lab=st.integers(1, 4),
-       kc=st.integers(1, 5), gamma=st.sampled_from([1.0, 2.0]), lam=st.sampled_from([0.5, 1.0]))
+@given(
+    seed=st.integers(0, 10**6),
+    B=st.integers(2, 12),
+    n_lab=st.integers(1, 4),
+    kc=st.integers(1, 5),
+    gamma=st.sampled_from([1.0, 2.0]),
+    lam=st.sampled_from([0.5, 1.0]),
+)
 def test_losses_and_gradients_match_plain_loops(seed, B, n_lab, kc, gamma, lam):
     g = torch.Generator().manual_seed(seed)
     z0 = torch.nn.functional.normalize(torch.randn(B, 6, generator=g, dtype=torch.float64), dim=1)
@@ -52,8 +67,9 @@ def test_losses_and_gradients_match_plain_loops(seed, B, n_lab, kc, gamma, lam):
         z1 = z0.clone().requires_grad_(True)
         z2 = z0.clone().requires_grad_(True)
         if name == "weighted":
-            got, n = weighted_triplet_loss(z1, labels, sigma2=0.7, gamma=gamma, lam=lam,
-                                           n_negatives=kc)
+            got, n = weighted_triplet_loss(
+                z1, labels, sigma2=0.7, gamma=gamma, lam=lam, n_negatives=kc
+            )
             ref = plain_weighted(z2, lab, 0.7, gamma, lam, kc)
         else:
             got, n = margin_triplet_loss(z1, labels, gamma=gamma, margin=0.2, n_negatives=kc)
@@ -72,15 +88,17 @@ def test_weighted_loss_gradcheck():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
-    f = lambda t: weighted_triplet_loss(t, labels, sigma2=1.3, gamma=2.0, n_negatives=3)[0]
+
+    def f(t):
+        return weighted_triplet_loss(t, labels, sigma2=1.3, gamma=2.0, n_negatives=3)[0]
+
     assert torch.autograd.gradcheck(f, (z,))
 
 
 def test_gradient_pulls_positives_and_pushes_negatives():
     """A gradient step on the positive moves it towards the anchor; a step on
     the negative moves it away from both anchors; the loss goes down."""
-    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64,
-                     requires_grad=True)
+    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 0, 1])
     loss, n = weighted_triplet_loss(z, labels, sigma2=1.0, n_negatives=1)
     assert n == 2
@@ -102,8 +120,12 @@ def test_batch_triplets_masks():
     z = torch.tensor([[0.0], [1.0], [3.0], [10.0]])
     labels = torch.tensor([0, 0, 1, 2])
     pos, neg_idx, neg_ok = batch_triplets(sq_distances(z), labels, 2)
-    assert pos.tolist() == [[False, True, False, False], [True, False, False, False],
-                            [False] * 4, [False] * 4]
+    assert pos.tolist() == [
+        [False, True, False, False],
+        [True, False, False, False],
+        [False] * 4,
+        [False] * 4,
+    ]
     # nearest other-cluster samples of sample 0: 2 (d=9) then 3 (d=100)
     assert neg_idx[0].tolist() == [2, 3]
     assert neg_ok.all()
@@ -123,7 +145,8 @@ def test_batch_sigma2_is_scale_invariant_and_matches_plain_loop():
     base, _ = weighted_triplet_loss(z, labels, a=1.5)
     for s in (0.01, 0.5, 7.0):
         assert float(weighted_triplet_loss(s * z, labels, a=1.5)[0]) == pytest.approx(
-            float(base), rel=1e-10)
+            float(base), rel=1e-10
+        )
     # equals the plain loop with sigma2 computed the same way (as a constant)
     B = z.shape[0]
     sigma2 = 1.5 * float(sq_distances(z).sum()) / (B * (B - 1))

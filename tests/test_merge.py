@@ -1,19 +1,21 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, HealthCheck
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from skjule import MergeEngine, cut_hierarchy
-from skjule import _merge_kernels as K
-from skjule._rows import row_dict
+from skjule._engine import _merge_kernels as K
+from skjule._engine._rows import row_dict
 
 from _reference import dense_cluster_affinities, dense_from_graph, eq7_losses
 
 TOL = 1e-9
 
 settings.register_profile(
-    "default", deadline=None, max_examples=int(__import__("os").environ.get("SKJULE_HYPOTHESIS_EXAMPLES", 40)),
+    "default",
+    deadline=None,
+    max_examples=int(__import__("os").environ.get("SKJULE_HYPOTHESIS_EXAMPLES", 40)),
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("default")
@@ -24,7 +26,8 @@ def small_data():
     return st.integers(3, 30).flatmap(
         lambda n: st.integers(1, 4).flatmap(
             lambda d: arrays(
-                np.float64, (n, d),
+                np.float64,
+                (n, d),
                 elements=st.floats(-10, 10, allow_nan=False, width=32),
             )
         )
@@ -51,20 +54,24 @@ def merged_slots(before, after):
     return int(gone[0]), int(kept[0])
 
 
-@given(X=small_data(), ks=st.integers(1, 6), kc=st.integers(1, 5),
-       lam=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+@given(
+    X=small_data(),
+    ks=st.integers(1, 6),
+    kc=st.integers(1, 5),
+    lam=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+)
 def test_merges_match_dense_reference(X, ks, kc, lam):
     """Every merge the engine makes is an optimal eq. 7 merge of the dense reference,
     and after every merge all cluster affinities equal the dense formulas."""
     ks = min(ks, X.shape[0] - 1)
-    engine = MergeEngine(n_neighbors=ks, n_cluster_neighbors=kc, lam=lam,
-                         knn_method="exact").start(X)
+    engine = MergeEngine(n_neighbors=ks, n_cluster_neighbors=kc, lam=lam, knn_method="exact").start(
+        X
+    )
     W = dense_from_graph(engine.graph_)
     while engine.n_clusters_ > 1:
         labels = engine._label.copy()
         slots, A_ref = dense_cluster_affinities(W, labels)
-        np.testing.assert_allclose(engine_affinities(engine, slots), A_ref,
-                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(engine_affinities(engine, slots), A_ref, rtol=1e-9, atol=1e-12)
         losses = eq7_losses(A_ref, kc, lam)
         n_before = engine.n_merged_
         assert engine.step()
@@ -81,8 +88,9 @@ def test_merges_match_dense_reference(X, ks, kc, lam):
         ok = False
         for i, j in ((gone, kept), (kept, gone)):
             pi, pj = pos[i], pos[j]
-            if (losses[pi] <= losses.min() + TOL * (1 + abs(losses.min()))
-                    and A_ref[pi, pj] >= A_ref[pi].max() - TOL * (1 + A_ref[pi].max())):
+            if losses[pi] <= losses.min() + TOL * (1 + abs(losses.min())) and A_ref[
+                pi, pj
+            ] >= A_ref[pi].max() - TOL * (1 + A_ref[pi].max()):
                 ok = True
         assert ok
 
@@ -114,19 +122,23 @@ def check_lists_exact(e, kc):
         idx, val = exact_top(e, i, kc)
         got = e._top.idx[i, :kc]
         np.testing.assert_array_equal(got[got >= 0], idx)
-        np.testing.assert_allclose(e._top.val[i, :len(val)], val, rtol=1e-12)
+        np.testing.assert_allclose(e._top.val[i, : len(val)], val, rtol=1e-12)
 
 
-@given(X=small_data(), ks=st.integers(1, 6), kc=st.integers(1, 5),
-       buffer=st.integers(0, 6), fast=st.booleans())
+@given(
+    X=small_data(),
+    ks=st.integers(1, 6),
+    kc=st.integers(1, 5),
+    buffer=st.integers(0, 6),
+    fast=st.booleans(),
+)
 def test_buffered_neighbour_lists_stay_exact(X, ks, kc, buffer, fast):
     """Lists updated in place keep the exact Kc best neighbours after every
     merge, and give the same hierarchy as rebuilding every touched list."""
     ks = min(ks, X.shape[0] - 1)
     runs = []
     for buf in (0, buffer):
-        e = MergeEngine(n_neighbors=ks, n_cluster_neighbors=kc, fast=fast,
-                        knn_method="exact")
+        e = MergeEngine(n_neighbors=ks, n_cluster_neighbors=kc, fast=fast, knn_method="exact")
         e._top_buffer = buf
         e.start(X)
         assert e._top.idx.shape[1] == kc + buf
@@ -166,8 +178,10 @@ def test_fast_mode_drops_cross_terms():
     X = rng.randn(60, 3)
     exact = MergeEngine(n_neighbors=6, knn_method="exact").start(X).merge_until(5)
     fast = MergeEngine(n_neighbors=6, fast=True, knn_method="exact").start(X).merge_until(5)
-    assert not np.allclose(exact.merge_losses_[~np.isnan(exact.merge_losses_)][:60],
-                           fast.merge_losses_[~np.isnan(fast.merge_losses_)][:60])
+    assert not np.allclose(
+        exact.merge_losses_[~np.isnan(exact.merge_losses_)][:60],
+        fast.merge_losses_[~np.isnan(fast.merge_losses_)][:60],
+    )
 
 
 def blobs(n_per=40, centers=((0, 0), (10, 0), (0, 10)), seed=0, outliers=0):
@@ -187,6 +201,7 @@ def test_recovers_separated_blobs():
     X, y = blobs()
     e = MergeEngine(n_neighbors=10).start(X).merge_until(3)
     from sklearn.metrics import adjusted_rand_score
+
     assert adjusted_rand_score(y, e.labels_) == 1.0
     assert e.n_clusters_ == 3
 
@@ -204,8 +219,10 @@ def test_small_cluster_cut_absorbs_tiny_clusters():
     assert cut.n_clusters_ == 10
     assert np.bincount(plain.labels_).min() <= 2
     assert np.bincount(cut.labels_).min() >= 0.05 * len(X) / 10
-    assert (normalized_mutual_info_score(y, cut.labels_)
-            > normalized_mutual_info_score(y, plain.labels_) + 0.02)
+    assert (
+        normalized_mutual_info_score(y, cut.labels_)
+        > normalized_mutual_info_score(y, plain.labels_) + 0.02
+    )
     # The attachments are recorded like any other merge.
     assert cut.n_merged_ == len(X) - 10
 

@@ -11,8 +11,8 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skjule import GDLClustering, JULEClustering, cut_hierarchy
-from skjule._graph import knn_graph
-from skjule._nclusters import gaussian_reference, modularity_curve
+from skjule._engine._graph import knn_graph
+from skjule._engine._nclusters import gaussian_reference, modularity_curve
 
 
 @parametrize_with_checks([GDLClustering(n_clusters=None, random_state=0)])
@@ -38,8 +38,9 @@ def _modularity(S, labels):
 @given(seed=st.integers(0, 10_000), n=st.integers(12, 60), k=st.integers(2, 6))
 def test_modularity_curve_matches_definition(seed, n, k):
     X = np.random.default_rng(seed).normal(size=(n, 3))
-    g = GDLClustering(n_clusters=1, normalize=False, small_cluster_fraction=None,
-                      n_neighbors=k).fit(X)
+    g = GDLClustering(
+        n_clusters=1, normalize=False, small_cluster_fraction=None, n_neighbors=k
+    ).fit(X)
     graph = knn_graph(X, k)
     q = modularity_curve(graph, g.children_, n)
     A = graph.to_csr()
@@ -67,8 +68,9 @@ def test_separated_blobs_give_their_number(seed, centers):
     np.testing.assert_array_equal(known.labels_, gdl.labels_)
 
 
-@pytest.mark.parametrize("n_features, normalize",
-                         [(10, True), (2, True), (3, True), (2, False), (30, False)])
+@pytest.mark.parametrize(
+    "n_features, normalize", [(10, True), (2, True), (3, True), (2, False), (30, False)]
+)
 def test_one_blob_is_one_cluster_with_a_warning(n_features, normalize):
     X, _ = make_blobs(500, n_features=n_features, centers=1, random_state=0)
     with pytest.warns(UserWarning, match="No cluster structure found"):
@@ -110,18 +112,22 @@ def test_distance_threshold_cuts_at_the_first_weak_merge():
     np.testing.assert_array_equal(cut.children_, full.children_[:r])
     assert cut.n_clusters_ == full.n_leaves_ - r == np.unique(cut.labels_).size
     np.testing.assert_array_equal(
-        cut.labels_, cut_hierarchy(full.children_, full.n_leaves_, cut.n_clusters_))
+        cut.labels_, cut_hierarchy(full.children_, full.n_leaves_, cut.n_clusters_)
+    )
     assert not hasattr(cut, "cut_ratio_")
     # Below every loss: no merge after the 1-NN over-clustering.
     none = GDLClustering(n_clusters=None, distance_threshold=2 * losses.min()).fit(X)
     assert none.n_clusters_ == none.n_initial_clusters_
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(n_clusters=3, distance_threshold=-0.1), "set n_clusters=None"),
-    (dict(n_clusters=None, distance_threshold=np.nan), "must be finite"),
-    (dict(n_clusters=None, distance_threshold=-np.inf), "must be finite"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_clusters=3, distance_threshold=-0.1), "set n_clusters=None"),
+        (dict(n_clusters=None, distance_threshold=np.nan), "must be finite"),
+        (dict(n_clusters=None, distance_threshold=-np.inf), "must be finite"),
+    ],
+)
 def test_bad_threshold_parameters(params, match):
     X, _ = make_blobs(50, n_features=3, random_state=0)
     with pytest.raises(ValueError, match=match):
@@ -181,8 +187,7 @@ def test_jule_distance_threshold(blobs3):
     cut = JULEClustering(n_clusters=None, distance_threshold=t, **JULE_FAST).fit(X)
     assert np.all(cut.merge_losses_[first:] < t)
     assert cut.n_clusters_ == n - cut.children_.shape[0]
-    np.testing.assert_array_equal(cut.labels_,
-                                  cut_hierarchy(cut.children_, n, cut.n_clusters_))
+    np.testing.assert_array_equal(cut.labels_, cut_hierarchy(cut.children_, n, cut.n_clusters_))
     assert not hasattr(cut, "cut_ratio_")
 
 
@@ -191,5 +196,6 @@ def test_jule_threshold_needs_n_clusters_none_and_recluster(blobs3):
     with pytest.raises(ValueError, match="set n_clusters=None"):
         JULEClustering(n_clusters=3, distance_threshold=-1.0, **JULE_FAST).fit(X)
     with pytest.raises(ValueError, match="needs recluster=True"):
-        JULEClustering(n_clusters=None, distance_threshold=-1.0, recluster=False,
-                       **JULE_FAST).fit(X)
+        JULEClustering(n_clusters=None, distance_threshold=-1.0, recluster=False, **JULE_FAST).fit(
+            X
+        )

@@ -42,14 +42,22 @@ X, y = make_blobs(n_samples=150, centers=3, cluster_std=0.5, random_state=0)
 
 
 def run_python(code):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
 def test_engine_works_without_torch():
-    out = run_python(BLOCK_TORCH + BLOBS + """
+    out = run_python(
+        BLOCK_TORCH
+        + BLOBS
+        + """
 import skjule
 from skjule import GDLClustering, MergeEngine, cut_hierarchy, clustering_accuracy
 import skjule.datasets
@@ -87,13 +95,16 @@ else:
     raise AssertionError("from skjule import JULEClustering worked without torch")
 assert "torch" not in sys.modules
 print("ok")
-""")
+"""
+    )
     assert out.strip().endswith("ok")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_import_does_not_load_torch_and_deep_estimators_load_lazily():
-    out = run_python(BLOBS + """
+    out = run_python(
+        BLOBS
+        + """
 import sys
 
 import skjule
@@ -111,14 +122,14 @@ assert public <= set(skjule.__all__), set(skjule.__all__) ^ public
 assert set(skjule.__all__) <= set(dir(skjule))
 
 from skjule import JULEClustering
-from skjule._jule import JULEClustering as defined
+from skjule._deep._jule import JULEClustering as defined
 
 assert JULEClustering is defined is skjule.JULEClustering
 assert "torch" in sys.modules
 assert JULEClustering.__doc__ and "JULE" in JULEClustering.__doc__
-from skjule._autoencoder import AutoencoderTransformer
-from skjule._deepgmm import DeepGMMClustering
-from skjule._jule import JULETransformer
+from skjule._deep._autoencoder import AutoencoderTransformer
+from skjule._deep._deepgmm import DeepGMMClustering
+from skjule._deep._jule import JULETransformer
 
 assert skjule.AutoencoderTransformer is AutoencoderTransformer
 assert skjule.DeepGMMClustering is DeepGMMClustering
@@ -133,12 +144,16 @@ except AttributeError:
 else:
     raise AssertionError("skjule.no_such_name did not raise AttributeError")
 print("ok")
-""")
+"""
+    )
     assert out.strip().endswith("ok")
 
 
 def test_cli_clusters_features_without_torch(tmp_path):
-    out = run_python(BLOCK_TORCH + BLOBS + f"""
+    out = run_python(
+        BLOCK_TORCH
+        + BLOBS
+        + f"""
 import contextlib, io
 np.save({str(tmp_path / "X.npy")!r}, X)
 from skjule._cli import main
@@ -151,7 +166,8 @@ with contextlib.redirect_stderr(err):
                     "--out", {str(tmp_path / "jule.csv")!r}, "--quiet"])
 print(rc, rc_jule, repr(err.getvalue()))
 assert "torch" not in sys.modules
-""")
+"""
+    )
     rc, rc_jule, err = out.strip().split(" ", 2)
     assert rc == "0" and (tmp_path / "labels.csv").exists()
     assert rc_jule == "1" and "skjule[deep]" in err and "Traceback" not in err

@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-import skjule._jule as jule_module
+import skjule._deep._jule as jule_module
 from skjule import GDLClustering, JULEClustering, JULETransformer
 
 # eta=0.5 gives several periods on digits (372 -> 186 -> 93 -> ... -> 10 clusters).
@@ -114,8 +114,9 @@ def test_interrupted_fit_resumes_to_the_same_labels(tmp_path, monkeypatch, digit
     np.testing.assert_array_equal(est.labels_sf_, reference.labels_sf_)
     np.testing.assert_array_equal(est.children_, reference.children_)
     np.testing.assert_array_equal(est.embedding_, reference.embedding_)
-    assert [h["n_clusters_end"] for h in est.history_] == \
-        [h["n_clusters_end"] for h in reference.history_]
+    assert [h["n_clusters_end"] for h in est.history_] == [
+        h["n_clusters_end"] for h in reference.history_
+    ]
 
 
 def test_checkpoint_of_other_data_or_parameters_is_not_used(tmp_path, digits, reference):
@@ -138,7 +139,9 @@ def test_damaged_checkpoint_is_ignored_with_a_warning(tmp_path, digits, referenc
     est = JULEClustering(**PARAMS, checkpoint_dir=tmp_path).fit(X)
     (path,) = tmp_path.iterdir()
     path.write_bytes(b"not a checkpoint")
-    with pytest.warns(RuntimeWarning, match="Ignoring checkpoint .* unreadable or not a skjule checkpoint"):
+    with pytest.warns(
+        RuntimeWarning, match="Ignoring checkpoint .* unreadable or not a skjule checkpoint"
+    ):
         est.fit(X)
     np.testing.assert_array_equal(est.labels_, reference.labels_)
 
@@ -191,16 +194,21 @@ def test_killed_process_resumes(tmp_path, digits):
     np.testing.assert_array_equal(np.load(out), JULEClustering(**params).fit(X).labels_)
 
 
-@pytest.mark.parametrize("stages", [dict(epochs=4),
-                                    dict(epochs=2, pseudo_label_epochs=2, init="gdl")])
-def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits,
-                                                             stages):
-    import skjule._deepgmm as dgmm_module
+@pytest.mark.parametrize(
+    "stages", [dict(epochs=4), dict(epochs=2, pseudo_label_epochs=2, init="gdl")]
+)
+def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits, stages):
+    import skjule._deep._deepgmm as dgmm_module
     from skjule import AutoencoderTransformer, DeepGMMClustering
 
     X = digits[0].reshape(len(digits[0]), -1)
-    params = dict(n_clusters=10, **stages, batch_size=100, random_state=0,
-                  autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2))
+    params = dict(
+        n_clusters=10,
+        **stages,
+        batch_size=100,
+        random_state=0,
+        autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2),
+    )
     reference = DeepGMMClustering(**params).fit(X)
 
     real = dgmm_module.separability
@@ -217,12 +225,13 @@ def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         est.fit(X)
     assert not hasattr(est, "labels_")
-    calls["n"] = -10**9  # no more interruptions
+    calls["n"] = -(10**9)  # no more interruptions
     est.fit(X)
-    assert calls["n"] == -10**9 + 2 * 6  # only epochs 2 and 3 ran again
+    assert calls["n"] == -(10**9) + 2 * 6  # only epochs 2 and 3 ran again
     np.testing.assert_array_equal(est.labels_, reference.labels_)
     np.testing.assert_array_equal(est.means_, reference.means_)
     np.testing.assert_array_equal(est.labels_init_, reference.labels_init_)
-    assert [h["log_likelihood"] for h in est.history_] == \
-        [h["log_likelihood"] for h in reference.history_]
+    assert [h["log_likelihood"] for h in est.history_] == [
+        h["log_likelihood"] for h in reference.history_
+    ]
     assert [h["stage"] for h in est.history_] == [h["stage"] for h in reference.history_]

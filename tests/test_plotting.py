@@ -9,8 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from scipy.cluster.hierarchy import is_valid_linkage  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from skjule import GDLClustering, JULEClustering, cut_hierarchy  # noqa: E402
-from skjule import plotting  # noqa: E402
+from skjule import (  # noqa: E402
+    GDLClustering,
+    JULEClustering,
+    cut_hierarchy,
+    plotting,  # noqa: E402
+)
 from skjule._montage import make_montage, to_uint8  # noqa: E402
 
 
@@ -61,8 +65,7 @@ def test_cluster_montage_has_one_row_per_cluster(digits, gdl):
 @pytest.mark.parametrize("method, dim", [("pca", 2), ("pca", 3), ("none", 2)])
 def test_embedding_scatter(digits, gdl, method, dim):
     X = digits[0].reshape(len(digits[0]), -1)
-    ax = plotting.plot_embedding(X, gdl.labels_, method=method, n_components=dim,
-                                 max_points=300)
+    ax = plotting.plot_embedding(X, gdl.labels_, method=method, n_components=dim, max_points=300)
     offsets = ax.collections[0].get_offsets()
     assert len(offsets) == 300
     if dim == 3:

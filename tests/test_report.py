@@ -88,7 +88,8 @@ def photos(tmp_path_factory):
         a = np.asarray(im.convert("RGB")).astype(int)
     edited = np.clip(a + 10, 0, 255).astype(np.uint8)
     Image.fromarray(edited).resize((a.shape[1] * 9 // 10, a.shape[0] * 9 // 10)).save(
-        root / "day2/forest_2_edited.jpg", quality=70)
+        root / "day2/forest_2_edited.jpg", quality=70
+    )
     kinds["day2/forest_2_edited.jpg"] = "forest"
     # the same picture stored turned, with the EXIF tag that turns it upright
     with Image.open(root / "day1/sea_4.jpg") as im:
@@ -102,10 +103,12 @@ def photos(tmp_path_factory):
         frame = np.clip(frame.astype(int) + rng.randint(-2, 3, frame.shape), 0, 255)
         _save(frame.astype(np.uint8), root / f"day1/burst_{f}.jpg")
         kinds[f"day1/burst_{f}.jpg"] = "sea"
-    duplicates = [{"day1/sunset_0.jpg", "day2/sunset_0.jpg"},
-                  {"day1/forest_2.jpg", "day2/forest_2_edited.jpg"},
-                  {"day1/sea_4.jpg", "day2/sea_4_turned.jpg"},
-                  {f"day1/burst_{f}.jpg" for f in range(3)}]
+    duplicates = [
+        {"day1/sunset_0.jpg", "day2/sunset_0.jpg"},
+        {"day1/forest_2.jpg", "day2/forest_2_edited.jpg"},
+        {"day1/sea_4.jpg", "day2/sea_4_turned.jpg"},
+        {f"day1/burst_{f}.jpg" for f in range(3)},
+    ]
     return root, kinds, duplicates
 
 
@@ -145,10 +148,29 @@ def clustered(photos, tmp_path_factory):
     """One run with every output: CSV, report, export (links), contact sheets."""
     root, _kinds, _ = photos
     out = tmp_path_factory.mktemp("out")
-    code = main(["cluster", str(root), "-k", "3", "--method", "gdl", "--resize", "32",
-                 "--least-typical", "0.2", "--out", str(out / "labels.csv"),
-                 "--report", str(out / "report.html"), "--export", str(out / "sorted"),
-                 "--montage", str(out / "sheets"), "-q"])
+    code = main(
+        [
+            "cluster",
+            str(root),
+            "-k",
+            "3",
+            "--method",
+            "gdl",
+            "--resize",
+            "32",
+            "--least-typical",
+            "0.2",
+            "--out",
+            str(out / "labels.csv"),
+            "--report",
+            str(out / "report.html"),
+            "--export",
+            str(out / "sorted"),
+            "--montage",
+            str(out / "sheets"),
+            "-q",
+        ]
+    )
     assert code == 0
     return out, _read_csv(out / "labels.csv")
 
@@ -162,8 +184,10 @@ def test_clusters_follow_the_scenes(photos, clustered):
     _, kinds, _ = photos
     _, rows = clustered
     assert len(rows) == len(kinds)
-    assert adjusted_rand_score([kinds[r["file"]] for r in rows],
-                               [int(r["cluster"]) for r in rows]) > 0.9
+    assert (
+        adjusted_rand_score([kinds[r["file"]] for r in rows], [int(r["cluster"]) for r in rows])
+        > 0.9
+    )
 
 
 def test_near_duplicates_are_grouped_and_distinct_photos_are_not(photos, clustered):
@@ -183,12 +207,12 @@ def test_least_typical_are_the_farthest_of_each_cluster(clustered):
     by_cluster = {}
     for r in rows:
         by_cluster.setdefault(int(r["cluster"]), []).append(
-            (float(r["distance_to_centroid"]), r["least_typical"] == "1"))
+            (float(r["distance_to_centroid"]), r["least_typical"] == "1")
+        )
     for members in by_cluster.values():
         members.sort()
         n_marked = min(math.ceil(0.2 * len(members)), len(members) - 2)
-        assert [m for _, m in members] == [False] * (len(members) - n_marked) + \
-            [True] * n_marked
+        assert [m for _, m in members] == [False] * (len(members) - n_marked) + [True] * n_marked
 
 
 def test_least_typical_and_noise_from_python():
@@ -212,9 +236,22 @@ def test_min_cluster_size_makes_noise(photos, tmp_path):
     plain = [int(r["cluster"]) for r in _read_csv(tmp_path / "a.csv")]
     sizes = np.bincount(plain)
     n = int(np.sort(sizes)[len(sizes) // 2]) + 1  # some clusters are smaller than this
-    assert main(base + ["--out", str(tmp_path / "b.csv"), "--min-cluster-size", str(n),
-                        "--report", str(tmp_path / "r.html"), "--montage",
-                        str(tmp_path / "m")]) == 0
+    assert (
+        main(
+            base
+            + [
+                "--out",
+                str(tmp_path / "b.csv"),
+                "--min-cluster-size",
+                str(n),
+                "--report",
+                str(tmp_path / "r.html"),
+                "--montage",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     noisy = [int(r["cluster"]) for r in _read_csv(tmp_path / "b.csv")]
     small = {k for k in range(len(sizes)) if sizes[k] < n}
     assert small and (np.array(noisy) == -1).sum() == sum(sizes[k] for k in small)
@@ -295,8 +332,7 @@ def test_export_links_with_the_original_names(photos, clustered):
 def test_export_copies_and_a_rerun_keeps_the_users_files(photos, tmp_path, capsys):
     root, kinds, _ = photos
     target = tmp_path / "sorted"
-    run = ["cluster", str(root), "--method", "gdl", "--resize", "32", "-q",
-           "--export", str(target)]
+    run = ["cluster", str(root), "--method", "gdl", "--resize", "32", "-q", "--export", str(target)]
     assert main(run + ["-k", "3", "--copy"]) == 0
     copies = [p for p in target.rglob("*.*") if p.suffix in (".jpg", ".png")]
     assert len(copies) == len(kinds) and not any(p.is_symlink() for p in copies)
@@ -333,17 +369,38 @@ def test_a_failed_export_changes_nothing(photos, tmp_path, capsys, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_report.shutil, "copy2", broken)
-    assert main(["cluster", str(root), "-k", "3", "--method", "gdl", "--resize", "32",
-                 "-q", "--out", str(tmp_path / "labels.csv"), "--force", "--copy",
-                 "--export", str(tmp_path / "new" / "sorted"),
-                 "--report", str(tmp_path / "r.html")]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(root),
+                "-k",
+                "3",
+                "--method",
+                "gdl",
+                "--resize",
+                "32",
+                "-q",
+                "--out",
+                str(tmp_path / "labels.csv"),
+                "--force",
+                "--copy",
+                "--export",
+                str(tmp_path / "new" / "sorted"),
+                "--report",
+                str(tmp_path / "r.html"),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "No space left")
     assert _snapshot(tmp_path) == before
 
 
-def test_unsafe_export_and_report_paths_are_refused_before_the_fit(photos, tmp_path,
-                                                                   capsys, monkeypatch):
-    from skjule import _gdl
+def test_unsafe_export_and_report_paths_are_refused_before_the_fit(
+    photos, tmp_path, capsys, monkeypatch
+):
+    from skjule._engine import _gdl
 
     def boom(self, *a, **k):
         raise AssertionError("the estimator was fitted")
@@ -372,16 +429,15 @@ def test_unsafe_export_and_report_paths_are_refused_before_the_fit(photos, tmp_p
         (["--report", str(root / "day1" / "r.png")], "input folder"),
         (["--report", str(root / "day1" / "sunset_0.jpg"), "--force"], "input"),
         (["--report", str(work / "r.html"), "--out", str(work / "r.html")], "same path"),
-        (["--export", str(work / "s"), "--out", str(work / "s" / "l.csv")],
-         "inside --export"),
-        (["--export", str(work / "s"), "--report", str(work / "s" / "r.html")],
-         "inside --export"),
+        (["--export", str(work / "s"), "--out", str(work / "s" / "l.csv")], "inside --export"),
+        (["--export", str(work / "s"), "--report", str(work / "s" / "r.html")], "inside --export"),
         (["--export", str(work / "s"), "--montage", str(work / "s")], "same path"),
-        (["--export", str(work / "m" / "s"), "--montage", str(work / "m")],
-         "inside --montage"),
+        (["--export", str(work / "m" / "s"), "--montage", str(work / "m")], "inside --montage"),
         (["--features", str(work / "nope.pt"), "--resize", "8"], "no such file"),
-        (["--features", str(work / "afile"), "--out", str(work / "afile"), "--force"],
-         "is the input"),
+        (
+            ["--features", str(work / "afile"), "--out", str(work / "afile"), "--force"],
+            "is the input",
+        ),
     ]
     before, photos_before = _snapshot(work), _snapshot(root)
     for extra, needle in cases:
@@ -389,8 +445,22 @@ def test_unsafe_export_and_report_paths_are_refused_before_the_fit(photos, tmp_p
         assert code == 1, extra
         _one_line_error(capsys, needle)
     # an array input has no files to export
-    assert main(["cluster", str(work / "f.npy"), "-k", "2", "--method", "gdl", "-q",
-                 "--export", str(work / "s")]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(work / "f.npy"),
+                "-k",
+                "2",
+                "--method",
+                "gdl",
+                "-q",
+                "--export",
+                str(work / "s"),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "--export needs a folder")
     assert _snapshot(work) == before and _snapshot(root) == photos_before
     with pytest.raises(SystemExit) as exc:
@@ -401,8 +471,22 @@ def test_unsafe_export_and_report_paths_are_refused_before_the_fit(photos, tmp_p
 
 def test_report_needs_images(tmp_path, capsys):
     np.save(tmp_path / "f.npy", np.random.RandomState(0).rand(10, 3))
-    assert main(["cluster", str(tmp_path / "f.npy"), "-k", "2", "--method", "gdl", "-q",
-                 "--report", str(tmp_path / "r.html")]) == 1
+    assert (
+        main(
+            [
+                "cluster",
+                str(tmp_path / "f.npy"),
+                "-k",
+                "2",
+                "--method",
+                "gdl",
+                "-q",
+                "--report",
+                str(tmp_path / "r.html"),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "--report needs images")
     assert not (tmp_path / "r.html").exists()
 
@@ -416,19 +500,25 @@ def test_python_api(photos, tmp_path):
     labels = np.array([0, 0, 1, 1, 1, -1])
     lt = np.array([False, False, False, False, True, False])
     exported = export_clusters(paths, labels, tmp_path / "out", least_typical=lt)
-    assert [p.parent.name for p in exported] == ["cluster_00"] * 2 + [
-        "cluster_01"] * 2 + ["_least_typical", "noise"]
+    assert [p.parent.name for p in exported] == ["cluster_00"] * 2 + ["cluster_01"] * 2 + [
+        "_least_typical",
+        "noise",
+    ]
     assert all(os.path.samefile(a, b) for a, b in zip(paths, exported))
     with pytest.raises(FileExistsError):
         export_clusters(paths, labels, tmp_path / "out")
-    export_clusters(paths, labels[::-1].copy(), tmp_path / "out", copy=True,
-                    overwrite=True)
+    export_clusters(paths, labels[::-1].copy(), tmp_path / "out", copy=True, overwrite=True)
     assert not any(p.is_symlink() for p in (tmp_path / "out").rglob("*"))
     with pytest.raises(ValueError, match="folder of the photo"):
         export_clusters(paths, labels, paths[0].parent / "sorted")
     # the report: from files (EXIF applied) or from an array
-    page = write_report(tmp_path / "r.html", paths, labels, least_typical=lt,
-                        duplicate_groups=np.array([0, -1, -1, -1, -1, 0]))
+    page = write_report(
+        tmp_path / "r.html",
+        paths,
+        labels,
+        least_typical=lt,
+        duplicate_groups=np.array([0, -1, -1, -1, -1, 0]),
+    )
     text = page.read_text()
     assert text.count("<img ") == 6 + 1 + 2  # grids, least typical, the duplicate group
     with pytest.raises(FileExistsError):
@@ -441,8 +531,9 @@ def test_python_api(photos, tmp_path):
 
 def test_exif_turned_photo_is_upright_in_the_report(photos, tmp_path):
     root, _, _ = photos
-    write_report(tmp_path / "r.html", [root / "day1/sea_4.jpg",
-                                       root / "day2/sea_4_turned.jpg"], [0, 0])
+    write_report(
+        tmp_path / "r.html", [root / "day1/sea_4.jpg", root / "day2/sea_4_turned.jpg"], [0, 0]
+    )
     imgs = _ReportDOM.parse((tmp_path / "r.html").read_text()).imgs
     sizes = {(int(a["width"]), int(a["height"])) for a in imgs}
     assert len(sizes) == 1  # both landscape, as the photo is seen upright
@@ -472,43 +563,88 @@ def _tiny_model(path):
 
 def test_features_from_a_torchscript_model(photos, tmp_path, capsys):
     pytest.importorskip("torch")
-    pytest.importorskip("skjule._features")
+    pytest.importorskip("skjule._deep._features")
     from sklearn.metrics import adjusted_rand_score
 
     root, kinds, _ = photos
     model = tmp_path / "net.pt"
     _tiny_model(model)
     out = tmp_path / "l.csv"
-    assert main(["cluster", str(root), "-k", "3", "--features", str(model), "--resize",
-                 "24", "--out", str(out), "--report", str(tmp_path / "r.html"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "cluster",
+                str(root),
+                "-k",
+                "3",
+                "--features",
+                str(model),
+                "--resize",
+                "24",
+                "--out",
+                str(out),
+                "--report",
+                str(tmp_path / "r.html"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "(gdl)" in err  # --features clusters with gdl by default
     rows = _read_csv(out)
-    assert adjusted_rand_score([kinds[r["file"]] for r in rows],
-                               [int(r["cluster"]) for r in rows]) > 0.9
+    assert (
+        adjusted_rand_score([kinds[r["file"]] for r in rows], [int(r["cluster"]) for r in rows])
+        > 0.9
+    )
     assert (tmp_path / "r.html").read_text().count('class="cluster"') == 3
     # ImageNet's normalisation in front of the network
-    assert main(["cluster", str(root), "-k", "3", "--features", str(model), "--resize",
-                 "24", "--feature-norm", "imagenet", "--out", str(out), "--force", "-q",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "cluster",
+                str(root),
+                "-k",
+                "3",
+                "--features",
+                str(model),
+                "--resize",
+                "24",
+                "--feature-norm",
+                "imagenet",
+                "--out",
+                str(out),
+                "--force",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rows = _read_csv(out)
-    assert adjusted_rand_score([kinds[r["file"]] for r in rows],
-                               [int(r["cluster"]) for r in rows]) > 0.9
+    assert (
+        adjusted_rand_score([kinds[r["file"]] for r in rows], [int(r["cluster"]) for r in rows])
+        > 0.9
+    )
     # odd sizes without --resize: the network cannot take them as they are
     assert main(["cluster", str(root), "-k", "3", "--features", str(model), "-q"]) == 1
     _one_line_error(capsys, "--resize PX")
     # missing, damaged, not a file
     (tmp_path / "bad.pt").write_bytes(b"not a model")
-    for path, needle in [(tmp_path / "nope.pt", "no such file"),
-                         (tmp_path / "bad.pt", "not a TorchScript model"),
-                         (tmp_path, "not a regular file")]:
+    for path, needle in [
+        (tmp_path / "nope.pt", "no such file"),
+        (tmp_path / "bad.pt", "not a TorchScript model"),
+        (tmp_path, "not a regular file"),
+    ]:
         assert main(["cluster", str(root), "-k", "3", "--features", str(path), "-q"]) == 1
         _one_line_error(capsys, "--features", needle)
     # feature vectors cannot be embedded
     np.save(tmp_path / "f.npy", np.random.RandomState(0).rand(10, 3))
-    assert main(["cluster", str(tmp_path / "f.npy"), "-k", "2", "--features",
-                 str(model), "-q"]) == 1
+    assert (
+        main(["cluster", str(tmp_path / "f.npy"), "-k", "2", "--features", str(model), "-q"]) == 1
+    )
     _one_line_error(capsys, "--features needs images")
 
 
@@ -563,15 +699,27 @@ def _chromium():
         else:
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
             try:
-                subprocess.run(["apt-get", "update", "-qq"], env=env, timeout=300,
-                               capture_output=True, check=False)
-                proc = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"],
-                                      env=env, timeout=600, capture_output=True,
-                                      text=True, check=False)
+                subprocess.run(
+                    ["apt-get", "update", "-qq"],
+                    env=env,
+                    timeout=300,
+                    capture_output=True,
+                    check=False,
+                )
+                proc = subprocess.run(
+                    ["apt-get", "install", "-y", "-qq", "chromium"],
+                    env=env,
+                    timeout=600,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 exe = shutil.which("chromium")
                 if exe is None:
-                    why += (" and 'apt-get install chromium' failed: "
-                            + (proc.stderr.strip().splitlines() or ["no message"])[-1])
+                    why += (
+                        " and 'apt-get install chromium' failed: "
+                        + (proc.stderr.strip().splitlines() or ["no message"])[-1]
+                    )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 why += f" and 'apt-get install chromium' failed: {exc}"
     _CHROMIUM.update(exe=exe, why=why)
@@ -581,11 +729,23 @@ def _chromium():
 
 
 def _run_chromium(exe, profile, *args):
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--disable-extensions",
-           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-           "--virtual-time-budget=5000", *args]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        *args,
+    ]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
@@ -613,8 +773,7 @@ def test_report_renders_in_headless_chromium(clustered, tmp_path):
     dom = _ReportDOM.parse(proc.stdout)
     # every cluster has its section, with its size, as the browser parsed the page
     clusters = sorted({int(r["cluster"]) for r in rows})
-    got = {int(s["data-cluster"]): int(s["data-size"]) for s in dom.sections
-           if "data-cluster" in s}
+    got = {int(s["data-cluster"]): int(s["data-size"]) for s in dom.sections if "data-cluster" in s}
     assert got == {k: sum(int(r["cluster"]) == k for r in rows) for k in clusters}
     ids = {s.get("id") for s in dom.sections}
     assert {"least-typical", "duplicates"} <= ids
@@ -629,14 +788,14 @@ def test_report_renders_in_headless_chromium(clustered, tmp_path):
             im.load()
             assert im.format == "JPEG"
             scale = int(a["width"]) // im.size[0]
-            assert (im.size[0] * scale, im.size[1] * scale) == (int(a["width"]),
-                                                                 int(a["height"]))
+            assert (im.size[0] * scale, im.size[1] * scale) == (int(a["width"]), int(a["height"]))
 
     # the thumbnails are drawn: the screenshot shows the green forest photos (the
     # only green on the page) and is far from a uniform colour
     shot = tmp_path / "shot.png"
-    proc = _run_chromium(exe, tmp_path / "profile2", f"--screenshot={shot}",
-                         "--window-size=1200,2000", page.as_uri())
+    proc = _run_chromium(
+        exe, tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri()
+    )
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     with Image.open(shot) as im:
         px = np.asarray(im.convert("RGB")).astype(int)

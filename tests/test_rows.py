@@ -1,4 +1,4 @@
-"""The flat pool of hash rows behind the merge engine's S (skjule._rows)."""
+"""The flat pool of hash rows behind the merge engine's S (skjule._engine._rows)."""
 
 import numpy as np
 import pytest
@@ -6,12 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skjule import MergeEngine
-from skjule import _rows
+from skjule._engine import _rows
 
 OPS = st.lists(
-    st.tuples(st.sampled_from(["add", "pop", "compact", "release"]),
-              st.integers(0, 3), st.integers(0, 40), st.floats(-2.0, 2.0)),
-    max_size=300)
+    st.tuples(
+        st.sampled_from(["add", "pop", "compact", "release"]),
+        st.integers(0, 3),
+        st.integers(0, 40),
+        st.floats(-2.0, 2.0),
+    ),
+    max_size=300,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -50,7 +55,7 @@ def test_rows_behave_like_dicts(ops):
         # Everything outside the rows is empty.
         used = np.zeros(S.keys.shape[0], dtype=bool)
         for r in range(4):
-            used[S.off[r]:S.off[r] + S.cap[r]] = True
+            used[S.off[r] : S.off[r] + S.cap[r]] = True
         assert np.all(S.keys[~used] == -1)
         assert S.meta[_rows.END] <= S.keys.shape[0]
 

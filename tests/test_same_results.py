@@ -29,12 +29,15 @@ def data():
     return X, Xb
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("gdl_digits", "04b216d653d9f182"),
-    ("gdl_blobs_nocut", "f42e2dc0ec495a13"),
-    ("gdl_digits_auto_k", "1c4924c3aef2421f"),
-    ("gdl_blobs_threshold", "0a5eb7ca734ba461"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("gdl_digits", "04b216d653d9f182"),
+        ("gdl_blobs_nocut", "f42e2dc0ec495a13"),
+        ("gdl_digits_auto_k", "1c4924c3aef2421f"),
+        ("gdl_blobs_threshold", "0a5eb7ca734ba461"),
+    ],
+)
 def test_gdl_results_unchanged(data, case, expected):
     X, Xb = data
     with warnings.catch_warnings():
@@ -42,10 +45,12 @@ def test_gdl_results_unchanged(data, case, expected):
         est = {
             "gdl_digits": lambda: GDLClustering(10, random_state=0).fit(X),
             "gdl_blobs_nocut": lambda: GDLClustering(
-                8, random_state=0, small_cluster_fraction=None).fit(Xb),
+                8, random_state=0, small_cluster_fraction=None
+            ).fit(Xb),
             "gdl_digits_auto_k": lambda: GDLClustering(None, random_state=0).fit(X),
             "gdl_blobs_threshold": lambda: GDLClustering(
-                distance_threshold=0.5, n_clusters=None, random_state=0).fit(Xb),
+                distance_threshold=0.5, n_clusters=None, random_state=0
+            ).fit(Xb),
         }[case]()
     assert _digest(est.labels_, est.children_) == expected
 
@@ -63,10 +68,13 @@ def test_jule_results_unchanged(data):
     assert _digest(j.labels_, j.children_, j.labels_sf_, j.children_sf_) == "f4dd88d23072b3cf"
 
 
-@pytest.mark.parametrize("variant, expected", [
-    ("em", "634bf02d5cbcc66c"),
-    ("gdl", "7c43c194aa1b3d16"),
-])
+@pytest.mark.parametrize(
+    "variant, expected",
+    [
+        ("em", "634bf02d5cbcc66c"),
+        ("gdl", "7c43c194aa1b3d16"),
+    ],
+)
 def test_deepgmm_results_unchanged(data, variant, expected):
     torch = pytest.importorskip("torch")
     if torch.__version__ != "2.13.0+cpu":
@@ -74,13 +82,18 @@ def test_deepgmm_results_unchanged(data, variant, expected):
     from skjule import AutoencoderTransformer, DeepGMMClustering
 
     X = data[0][:500]
-    stages = (dict(epochs=3) if variant == "em"
-              else dict(epochs=2, pseudo_label_epochs=2, init="gdl"))
+    stages = (
+        dict(epochs=3) if variant == "em" else dict(epochs=2, pseudo_label_epochs=2, init="gdl")
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = DeepGMMClustering(10, batch_size=100, random_state=0, **stages,
-                              autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2)
-                              ).fit(X)
+        d = DeepGMMClustering(
+            10,
+            batch_size=100,
+            random_state=0,
+            **stages,
+            autoencoder=AutoencoderTransformer(hidden_dims=(32,), epochs=2),
+        ).fit(X)
     h = hashlib.sha256()
     h.update(d.labels_.astype(np.int64).tobytes())
     h.update(np.round(d.means_, 5).tobytes())

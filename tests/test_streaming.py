@@ -32,8 +32,9 @@ def _exif(orientation):
 def smooth(rng, h, w, c=3):
     """A smooth random image (uint8), so JPEG and resizing behave like on photos."""
     small = rng.integers(0, 256, (4, 4, c), dtype=np.uint8)
-    im = Image.fromarray(small if c == 3 else small[..., 0]).resize((w, h),
-                                                                      Image.Resampling.BICUBIC)
+    im = Image.fromarray(small if c == 3 else small[..., 0]).resize(
+        (w, h), Image.Resampling.BICUBIC
+    )
     return np.asarray(im)
 
 
@@ -44,12 +45,11 @@ def folder(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "sub").mkdir()
     Image.fromarray(smooth(rng, 20, 30)).save(tmp_path / "a.png")
-    Image.fromarray(smooth(rng, 24, 18)).save(tmp_path / "b.jpg", quality=95,
-                                              exif=_exif(6))
+    Image.fromarray(smooth(rng, 24, 18)).save(tmp_path / "b.jpg", quality=95, exif=_exif(6))
     Image.fromarray(smooth(rng, 17, 33, 1)).save(tmp_path / "c_grey.png")
     (tmp_path / "d_copy.png").write_bytes((tmp_path / "a.png").read_bytes())
     Image.fromarray(smooth(rng, 40, 25)).save(tmp_path / "sub" / "e.png")
-    deep = (smooth(rng, 16, 16, 1).astype(np.uint16) * 257)
+    deep = smooth(rng, 16, 16, 1).astype(np.uint16) * 257
     Image.fromarray(deep).save(tmp_path / "sub" / "f16.png")
     (tmp_path / "notes.txt").write_text("not an image")
     return tmp_path
@@ -57,8 +57,10 @@ def folder(tmp_path):
 
 def drain(stream):
     batches = list(stream)
-    return (np.concatenate([b.images for b in batches]),
-            np.concatenate([b.indices for b in batches]))
+    return (
+        np.concatenate([b.images for b in batches]),
+        np.concatenate([b.indices for b in batches]),
+    )
 
 
 # ------------------------------------------------------------------ listing
@@ -88,11 +90,18 @@ def test_pixels_equal_the_loaders(folder):
     """Stretch + Lanczos is what load_image_folder(resize=) does: same pixels."""
     files = list_image_files(folder)
     for color in ("rgb", "grey"):
-        ref = datasets.load_image_folder(folder, resize=(12, 14), color=color,
-                                         labels=None).images
+        ref = datasets.load_image_folder(folder, resize=(12, 14), color=color, labels=None).images
         ref = ref.astype(np.float32) / (255 if ref.dtype == np.uint8 else 1)
-        got, idx = drain(ImageStream(files, size=(12, 14), resize="stretch",
-                                     interpolation="lanczos", color=color, batch_size=4))
+        got, idx = drain(
+            ImageStream(
+                files,
+                size=(12, 14),
+                resize="stretch",
+                interpolation="lanczos",
+                color=color,
+                batch_size=4,
+            )
+        )
         np.testing.assert_array_equal(idx, np.arange(len(files)))
         assert got.dtype == np.float32 and got.shape == ref.shape
         # the 16-bit image: float resize in both, identical up to float32 rounding
@@ -127,30 +136,37 @@ def test_array_source_equals_file_source(folder):
         assert a.shape == (5, 3, 16, 16)
         np.testing.assert_array_equal(a, f)
     # float arrays are resized in float, grey arrays gain a channel axis
-    g, _ = drain(ImageStream(arrays[..., 0] / np.float32(255), size=10, color="grey",
-                             channels_first=True))
+    g, _ = drain(
+        ImageStream(arrays[..., 0] / np.float32(255), size=10, color="grey", channels_first=True)
+    )
     assert g.shape == (5, 1, 10, 10) and g.dtype == np.float32
 
 
 def test_crop_and_pad_keep_the_aspect_ratio():
     img = np.zeros((1, 10, 40), np.uint8)
     img[0, :, 15:25] = 255  # a white band in the middle, 10 wide
-    crop, _ = drain(ImageStream(img, size=10, resize="crop", color="grey",
-                                interpolation="nearest"))
+    crop, _ = drain(ImageStream(img, size=10, resize="crop", color="grey", interpolation="nearest"))
     # scaled by 1 (shorter side 10 already), centre 10x10 cut out: all white
     np.testing.assert_array_equal(crop[0], np.ones((10, 10), np.float32))
-    pad, _ = drain(ImageStream(img, size=20, resize="pad", pad_value=0.5, color="grey",
-                               interpolation="nearest"))
+    pad, _ = drain(
+        ImageStream(
+            img, size=20, resize="pad", pad_value=0.5, color="grey", interpolation="nearest"
+        )
+    )
     # scaled by 0.5 to 5x20, pasted in rows 7..11, the rest padding
     assert pad.shape == (1, 20, 20)
     assert (pad[0, :7] == 0.5).all() and (pad[0, 12:] == 0.5).all()
     np.testing.assert_array_equal(pad[0, 7:12, 8:12], 1.0)
     np.testing.assert_array_equal(pad[0, 7:12, :7], 0.0)
-    stretch, _ = drain(ImageStream(img, size=20, resize="stretch", color="grey",
-                                   interpolation="nearest"))
+    stretch, _ = drain(
+        ImageStream(img, size=20, resize="stretch", color="grey", interpolation="nearest")
+    )
     assert stretch[0, :, 8:12].min() == 1.0 and stretch[0, :, :7].max() == 0.0
-    half, _ = drain(ImageStream(img, size=5, resize="crop", crop_fraction=0.5,
-                                color="grey", interpolation="nearest"))
+    half, _ = drain(
+        ImageStream(
+            img, size=5, resize="crop", crop_fraction=0.5, color="grey", interpolation="nearest"
+        )
+    )
     assert half.shape == (1, 5, 5)  # scaled to 10x40 (5 / 0.5), centre 5x5
 
 
@@ -219,8 +235,11 @@ def test_unreadable_files_raise_or_are_skipped(folder):
     (folder / "broken.png").write_bytes(b"garbage" * 10)
     files = list_image_files(folder)
     bad = files.index(str(folder / "broken.png"))
-    with pytest.raises(ValueError, match=r"Cannot read the image .*broken\.png: PIL does "
-                                         "not recognise it"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot read the image .*broken\.png: PIL does "
+        "not recognise it",
+    ):
         list(ImageStream(files, size=8))
     stream = ImageStream(files, size=8, on_error="skip", batch_size=2)
     with pytest.warns(UserWarning, match=r"Skipped 1 of 7 .*broken\.png"):
@@ -256,32 +275,38 @@ def test_sizes_must_agree_without_size(folder):
         list(ImageStream(list_image_files(folder)))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(size=0), "size must be"),
-    (dict(size=(3, 4, 5)), "size must be"),
-    (dict(resize="zoom"), "resize must be"),
-    (dict(crop_fraction=0), "crop_fraction"),
-    (dict(crop_fraction=1.5), "crop_fraction"),
-    (dict(pad_value=float("nan")), "pad_value"),
-    (dict(interpolation="area"), "interpolation"),
-    (dict(color="auto"), "color"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(prefetch=-1), "prefetch"),
-    (dict(n_workers=-2), "n_workers"),
-    (dict(on_error="warn"), "on_error"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(size=0), "size must be"),
+        (dict(size=(3, 4, 5)), "size must be"),
+        (dict(resize="zoom"), "resize must be"),
+        (dict(crop_fraction=0), "crop_fraction"),
+        (dict(crop_fraction=1.5), "crop_fraction"),
+        (dict(pad_value=float("nan")), "pad_value"),
+        (dict(interpolation="area"), "interpolation"),
+        (dict(color="auto"), "color"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(prefetch=-1), "prefetch"),
+        (dict(n_workers=-2), "n_workers"),
+        (dict(on_error="warn"), "on_error"),
+    ],
+)
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ImageStream(np.zeros((2, 4, 4), np.uint8), **kwargs)
 
 
-@pytest.mark.parametrize("source, match", [
-    (np.zeros((2, 4, 4, 2)), "1 or 3 channels"),
-    (np.zeros((4, 4)), "shape"),
-    (np.array(["a", 1], dtype=object), "only paths"),
-    ([], "empty"),
-    (42, "Expected a folder"),
-])
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        (np.zeros((2, 4, 4, 2)), "1 or 3 channels"),
+        (np.zeros((4, 4)), "shape"),
+        (np.array(["a", 1], dtype=object), "only paths"),
+        ([], "empty"),
+        (42, "Expected a folder"),
+    ],
+)
 def test_bad_sources(source, match):
     with pytest.raises(ValueError, match=match):
         ImageStream(source)
@@ -295,10 +320,13 @@ def test_nan_in_an_array_is_an_error():
 
 
 def test_datasets_does_not_import_torch():
-    code = ("import sys, skjule.datasets as d; assert callable(d.ImageStream); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import sys, skjule.datasets as d; assert callable(d.ImageStream); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 

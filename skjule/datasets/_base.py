@@ -94,15 +94,20 @@ def archive_damage(path, filename=None):
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
             return None if bad is None else f"member {bad} fails its CRC check"
-        opener = gzip.open if name.endswith(".gz") else \
-            bz2.open if name.endswith(".bz2") else None
+        opener = gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else None
         if opener is not None:
             with opener(path, "rb") as f:
                 while f.read(_CHUNK):
                     pass
         return None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error,
-            ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        zlib.error,
+        ValueError,
+    ) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -144,21 +149,27 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
     path = folder / remote.filename
     if path.exists():
         if not _verify(path, remote, folder):
-            warnings.warn(f"{path} does not match its checksum; downloading it again.",
-                          stacklevel=3)
+            warnings.warn(
+                f"{path} does not match its checksum; downloading it again.", stacklevel=3
+            )
             path.unlink()
         elif remote.checksum is None and (damage := archive_damage(path)) is not None:
             # A damaged file kept before its archive was verified: it and any
             # sha256 recorded from it go, so a good download can replace them.
-            warnings.warn(f"{path} is a damaged archive ({damage}); deleting it and "
-                          "its recorded sha256, and downloading it again.", stacklevel=3)
+            warnings.warn(
+                f"{path} is a damaged archive ({damage}); deleting it and "
+                "its recorded sha256, and downloading it again.",
+                stacklevel=3,
+            )
             path.unlink()
             _recorded(remote, folder).unlink(missing_ok=True)
         else:
             return path
     if not download_if_missing:
-        raise OSError(f"{path} is not there and download_if_missing=False. "
-                      f"Download {remote.url} to that path, or allow the download.")
+        raise OSError(
+            f"{path} is not there and download_if_missing=False. "
+            f"Download {remote.url} to that path, or allow the download."
+        )
 
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
     try:
@@ -166,8 +177,10 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
         algorithm, digest = _expected(remote, folder)
         other = hashlib.new(algorithm) if algorithm not in (None, "sha256") else None
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                    remote.url, timeout=timeout) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(remote.url, timeout=timeout) as response,
+            ):
                 expected_size = response.headers.get("Content-Length")
                 received = 0
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
@@ -177,8 +190,7 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
                     if other is not None:
                         other.update(chunk)
                 if expected_size is not None and received != int(expected_size):
-                    raise OSError(f"the transfer stopped after {received} of "
-                                  f"{expected_size} bytes")
+                    raise OSError(f"the transfer stopped after {received} of {expected_size} bytes")
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise OSError(
@@ -205,8 +217,7 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
         if os.path.exists(tmp):
             os.unlink(tmp)
     if remote.checksum is None and not _recorded(remote, folder).exists():
-        _atomic_write_text(_recorded(remote, folder),
-                           f"{sha.hexdigest()}  {remote.filename}\n")
+        _atomic_write_text(_recorded(remote, folder), f"{sha.hexdigest()}  {remote.filename}\n")
         warnings.warn(
             f"No checksum is published for {remote.url}; recorded the sha256 of this "
             f"first download ({sha.hexdigest()}) and later downloads must match it.",
@@ -245,6 +256,5 @@ def load_arrays(path, keys):
         with np.load(path, allow_pickle=False) as d:
             return {k: d[k] for k in keys}
     except Exception as exc:  # OSError, ValueError, KeyError, zipfile.BadZipFile, ...
-        warnings.warn(f"Ignoring the unreadable cache {path} ({exc}); rebuilding it.",
-                      stacklevel=3)
+        warnings.warn(f"Ignoring the unreadable cache {path} ({exc}); rebuilding it.", stacklevel=3)
         return None

@@ -35,15 +35,33 @@ from .._progress import progress_bar
 
 __all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                    ".pgm", ".ppm", ".pbm")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".pgm",
+    ".ppm",
+    ".pbm",
+)
 
 #: How many skipped files the summary warning names.
 _N_NAMED = 5
 
 #: EXIF orientation -> PIL transpose method name (as ``ImageOps.exif_transpose``).
-_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM",
-                5: "TRANSPOSE", 6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+_ORIENTATION = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
 _EXIF_ORIENTATION_TAG = 0x0112
 
 _RAW_INT = re.compile(r"^I;(\d+)([A-Z]*)$")
@@ -64,9 +82,11 @@ def _image_files(root, extensions, failures):
     twice; the links left out are returned so the caller can say so. Folders
     that cannot be listed are appended to ``failures``.
     """
+
     def onerror(exc):
-        failures.append((Path(exc.filename or root), "folder",
-                         f"cannot list the folder: {exc.strerror or exc}"))
+        failures.append(
+            (Path(exc.filename or root), "folder", f"cannot list the folder: {exc.strerror or exc}")
+        )
 
     files, pruned = [], []
     seen = {os.path.realpath(root)}
@@ -82,8 +102,11 @@ def _image_files(root, extensions, failures):
             seen.add(real)
             keep.append(d)
         dirnames[:] = keep
-        files.extend(Path(dirpath) / f for f in sorted(filenames)
-                     if f.lower().endswith(extensions) and not f.startswith("."))
+        files.extend(
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if f.lower().endswith(extensions) and not f.startswith(".")
+        )
     return files, pruned
 
 
@@ -116,13 +139,19 @@ def _open_regular(path):
         st = os.stat(path)
     except OSError as exc:
         if os.path.islink(path):
-            raise _Unreadable(f"it is a symbolic link to {os.readlink(path)!r}, "
-                              f"which cannot be followed ({exc.strerror or exc})") from exc
+            raise _Unreadable(
+                f"it is a symbolic link to {os.readlink(path)!r}, "
+                f"which cannot be followed ({exc.strerror or exc})"
+            ) from exc
         raise _Unreadable(f"cannot access it ({exc.strerror or exc})") from exc
     if not stat.S_ISREG(st.st_mode):
         raise _Unreadable(f"it is {_kind(st.st_mode)}, not a regular file")
-    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-             | getattr(os, "O_BINARY", 0))
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOCTTY", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
     try:
         fd = os.open(path, flags)
     except OSError as exc:
@@ -160,9 +189,11 @@ def _open_image(path):
 
 
 def _bomb_message(size, limit):
-    return (f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
-            f"PIL.Image.MAX_IMAGE_PIXELS ({limit}), a possible decompression bomb; "
-            "raise PIL.Image.MAX_IMAGE_PIXELS (None: no limit) if you trust the file")
+    return (
+        f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels is more than "
+        f"PIL.Image.MAX_IMAGE_PIXELS ({limit}), a possible decompression bomb; "
+        "raise PIL.Image.MAX_IMAGE_PIXELS (None: no limit) if you trust the file"
+    )
 
 
 def _describe(exc):
@@ -172,8 +203,10 @@ def _describe(exc):
     if isinstance(exc, _Unreadable):
         return str(exc)
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return (f"a possible decompression bomb: {str(exc).rstrip('.')}; raise "
-                "PIL.Image.MAX_IMAGE_PIXELS (None: no limit) if you trust the file")
+        return (
+            f"a possible decompression bomb: {str(exc).rstrip('.')}; raise "
+            "PIL.Image.MAX_IMAGE_PIXELS (None: no limit) if you trust the file"
+        )
     if isinstance(exc, UnidentifiedImageError):
         return "PIL does not recognise it as an image (not an image, or a damaged one)"
     if isinstance(exc, OSError) and "truncated" in str(exc).lower():
@@ -214,8 +247,13 @@ def _int_bits(im):
     """
     for tile in getattr(im, "tile", None) or ():
         args = tile[3] if len(tile) > 3 else None
-        raw = args if isinstance(args, str) else (
-            args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else None)
+        raw = (
+            args
+            if isinstance(args, str)
+            else (
+                args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else None
+            )
+        )
         if raw == "I":
             return 32, True
         m = _RAW_INT.match(raw or "")
@@ -242,7 +280,7 @@ def _depth(im):
         bits, signed = 16, mode.endswith("S")
     else:
         return None
-    return ("int", float(2 ** (bits - 1) - 1 if signed else 2 ** bits - 1))
+    return ("int", float(2 ** (bits - 1) - 1 if signed else 2**bits - 1))
 
 
 def _upright(im):
@@ -322,8 +360,16 @@ def _pixels(im, *, rgb, as_float, size, resize):
 # ------------------------------------------------------------------ public
 
 
-def load_image_folder(path, *, resize=None, color="auto", labels="auto",
-                      extensions=IMAGE_EXTENSIONS, on_error="raise", verbose=0):
+def load_image_folder(
+    path,
+    *,
+    resize=None,
+    color="auto",
+    labels="auto",
+    extensions=IMAGE_EXTENSIONS,
+    on_error="raise",
+    verbose=0,
+):
     """Load every image file under a folder into one array.
 
     Parameters
@@ -418,8 +464,7 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
     if resize is not None:
         size = (resize, resize) if np.isscalar(resize) else tuple(resize)
         if len(size) != 2 or not all(int(s) == s and s >= 1 for s in size):
-            raise ValueError(f"resize must be a positive int or (height, width); "
-                             f"got {resize!r}.")
+            raise ValueError(f"resize must be a positive int or (height, width); got {resize!r}.")
         size = (int(size[0]), int(size[1]))
     extensions = tuple(e.lower() for e in extensions)
 
@@ -436,7 +481,10 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
             f"Not following {len(pruned)} symbolic link(s) to folders already read "
             "(a link loop, or a second link to the same folder): "
             + ", ".join(f"{p} -> {os.path.realpath(p)}" for p in pruned[:_N_NAMED])
-            + (", ..." if len(pruned) > _N_NAMED else ""), UserWarning, stacklevel=2)
+            + (", ..." if len(pruned) > _N_NAMED else ""),
+            UserWarning,
+            stacklevel=2,
+        )
     for f, what, reason in list(failures):  # folders that could not be listed
         if on_error == "raise":
             fail(f, what, reason)
@@ -474,8 +522,10 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
             )
         size = distinct[0]
     rgb = color == "rgb" or (color == "auto" and colour)
-    out = np.empty((len(files), *size, 3) if rgb else (len(files), *size),
-                   dtype=np.float32 if wide else np.uint8)
+    out = np.empty(
+        (len(files), *size, 3) if rgb else (len(files), *size),
+        dtype=np.float32 if wide else np.uint8,
+    )
     read = np.ones(len(files), dtype=bool)
     bar = progress_bar(total=len(files), desc="reading images", enabled=verbose > 0)
     try:
@@ -483,8 +533,9 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
             bar.update()
             try:
                 with _open_image(f) as im:
-                    out[i] = _pixels(im, rgb=rgb, as_float=wide, size=size,
-                                     resize=resize is not None)
+                    out[i] = _pixels(
+                        im, rgb=rgb, as_float=wide, size=size, resize=resize is not None
+                    )
             except Exception as exc:  # noqa: BLE001 - whatever PIL raises is about this file
                 fail(f, "image", _describe(exc), exc)
                 read[i] = False
@@ -498,13 +549,17 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
 
     skipped = [_rel(f, root) for f, _, _ in failures]
     if failures:
-        named = "; ".join(f"{s} ({reason})" for s, (_, _, reason)
-                          in zip(skipped[:_N_NAMED], failures))
+        named = "; ".join(
+            f"{s} ({reason})" for s, (_, _, reason) in zip(skipped[:_N_NAMED], failures)
+        )
         more = f"; and {len(failures) - _N_NAMED} more" if len(failures) > _N_NAMED else ""
         warnings.warn(
             f"Skipped {len(failures)} of {n_found} image files (or folders) in {path} "
             f"that could not be read: {named}{more}. They are listed in the "
-            "result's 'skipped' and 'skip_reasons'.", UserWarning, stacklevel=2)
+            "result's 'skipped' and 'skip_reasons'.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     rel = [f.relative_to(root) for f in files]
     in_sub = [len(r.parts) > 1 for r in rel]
@@ -515,17 +570,23 @@ def load_image_folder(path, *, resize=None, color="auto", labels="auto",
     if labels == "subfolders" or (labels == "auto" and all(in_sub)):
         target_names, target = np.unique([r.parts[0] for r in rel], return_inverse=True)
         target = target.astype(np.int64)
-    return Bunch(images=out, data=out.reshape(len(out), -1),
-                 filenames=np.array([str(r) for r in rel]), target=target,
-                 target_names=target_names,
-                 skipped=np.array(skipped, dtype=str),
-                 skip_reasons=np.array([reason for _, _, reason in failures], dtype=str))
+    return Bunch(
+        images=out,
+        data=out.reshape(len(out), -1),
+        filenames=np.array([str(r) for r in rel]),
+        target=target,
+        target_names=target_names,
+        skipped=np.array(skipped, dtype=str),
+        skip_reasons=np.array([reason for _, _, reason in failures], dtype=str),
+    )
 
 
 def _size_changed(got, expected):
-    return (f"it decoded to {got[0]}x{got[1]} (HxW) although its header said "
-            f"{expected[0]}x{expected[1]} like the other images; pass resize= to "
-            "accept any size")
+    return (
+        f"it decoded to {got[0]}x{got[1]} (HxW) although its header said "
+        f"{expected[0]}x{expected[1]} like the other images; pass resize= to "
+        "accept any size"
+    )
 
 
 def _rel(f, root):
@@ -537,5 +598,7 @@ def _rel(f, root):
 
 def _none_readable(path, n_found, failures, root):
     named = "; ".join(f"{_rel(f, root)} ({reason})" for f, _, reason in failures[:_N_NAMED])
-    return (f"No readable image in {path}: all {n_found} image files (or folders) "
-            f"could not be read, e.g. {named}.")
+    return (
+        f"No readable image in {path}: all {n_found} image files (or folders) "
+        f"could not be read, e.g. {named}."
+    )

@@ -110,14 +110,20 @@ def list_image_files(path, *, extensions=IMAGE_EXTENSIONS, on_error="raise"):
             f"Not following {len(pruned)} symbolic link(s) to folders already listed "
             "(a link loop, or a second link to the same folder): "
             + ", ".join(f"{p} -> {os.path.realpath(p)}" for p in pruned[:_N_NAMED])
-            + (", ..." if len(pruned) > _N_NAMED else ""), UserWarning, stacklevel=2)
+            + (", ..." if len(pruned) > _N_NAMED else ""),
+            UserWarning,
+            stacklevel=2,
+        )
     if failures:
         f, what, reason = failures[0]
         if on_error == "raise":
             raise ValueError(f"Cannot read the {what} {f}: {reason}")
-        warnings.warn(f"Skipped {len(failures)} folder(s) under {path} that could not be "
-                      "listed: " + "; ".join(f"{f} ({r})" for f, _, r in failures[:_N_NAMED]),
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"Skipped {len(failures)} folder(s) under {path} that could not be "
+            "listed: " + "; ".join(f"{f} ({r})" for f, _, r in failures[:_N_NAMED]),
+            UserWarning,
+            stacklevel=2,
+        )
     if not files:
         raise ValueError(f"No image files in {path} (looked for {', '.join(extensions)}).")
     return [str(f) for f in files]
@@ -140,46 +146,65 @@ def check_size(size, name="size"):
         values = tuple(values)
     except TypeError:
         values = ()
-    if (len(values) != 2 or any(isinstance(v, (bool, np.bool_))
-                                or not isinstance(v, numbers.Integral) or v < 1
-                                for v in values)):
-        raise ValueError(f"{name} must be None, a positive int or (height, width) of "
-                         f"positive ints; got {size!r}.")
+    if len(values) != 2 or any(
+        isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1
+        for v in values
+    ):
+        raise ValueError(
+            f"{name} must be None, a positive int or (height, width) of "
+            f"positive ints; got {size!r}."
+        )
     return int(values[0]), int(values[1])
 
 
 def check_geometry(resize, crop_fraction, pad_value, interpolation):
     """Validate the geometry parameters shared by ImageStream and FeatureExtractor."""
     if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}; "
-                         f"got {resize!r}. 'crop' keeps the aspect ratio and cuts the "
-                         "centre, 'pad' keeps all of the image and pads, 'stretch' "
-                         "distorts it to the size.")
-    if (isinstance(crop_fraction, (bool, np.bool_))
-            or not isinstance(crop_fraction, numbers.Real)
-            or not 0 < crop_fraction <= 1):
-        raise ValueError(f"crop_fraction must be a number in (0, 1] (the part of the "
-                         f"resized image the crop keeps, e.g. 0.875 = 224/256); got "
-                         f"{crop_fraction!r}.")
-    if (isinstance(pad_value, (bool, np.bool_)) or not isinstance(pad_value, numbers.Real)
-            or not np.isfinite(pad_value)):
-        raise ValueError(f"pad_value must be a finite number (a pixel value in [0, 1]); "
-                         f"got {pad_value!r}.")
+        raise ValueError(
+            f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}; "
+            f"got {resize!r}. 'crop' keeps the aspect ratio and cuts the "
+            "centre, 'pad' keeps all of the image and pads, 'stretch' "
+            "distorts it to the size."
+        )
+    if (
+        isinstance(crop_fraction, (bool, np.bool_))
+        or not isinstance(crop_fraction, numbers.Real)
+        or not 0 < crop_fraction <= 1
+    ):
+        raise ValueError(
+            f"crop_fraction must be a number in (0, 1] (the part of the "
+            f"resized image the crop keeps, e.g. 0.875 = 224/256); got "
+            f"{crop_fraction!r}."
+        )
+    if (
+        isinstance(pad_value, (bool, np.bool_))
+        or not isinstance(pad_value, numbers.Real)
+        or not np.isfinite(pad_value)
+    ):
+        raise ValueError(
+            f"pad_value must be a finite number (a pixel value in [0, 1]); got {pad_value!r}."
+        )
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of "
-                         f"{', '.join(map(repr, INTERPOLATIONS))}; got {interpolation!r}.")
+        raise ValueError(
+            f"interpolation must be one of "
+            f"{', '.join(map(repr, INTERPOLATIONS))}; got {interpolation!r}."
+        )
 
 
 def _check_array(X):
     """An image array (n, H, W), (n, H, W, 1) or (n, H, W, 3) of real numbers."""
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
-        raise ValueError(f"The image array has dtype {X.dtype}; expected numbers "
-                         "(uint8 0..255, or float in [0, 1]).")
+        raise ValueError(
+            f"The image array has dtype {X.dtype}; expected numbers "
+            "(uint8 0..255, or float in [0, 1])."
+        )
     if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[3] not in (1, 3)):
-        raise ValueError(f"Expected images of shape (n, height, width) or (n, height, "
-                         f"width, channels) with 1 or 3 channels; got an array of shape "
-                         f"{X.shape}.")
+        raise ValueError(
+            f"Expected images of shape (n, height, width) or (n, height, "
+            f"width, channels) with 1 or 3 channels; got an array of shape "
+            f"{X.shape}."
+        )
     if X.shape[0] == 0 or X.shape[1] == 0 or X.shape[2] == 0:
         raise ValueError(f"The image array is empty (shape {X.shape}).")
     return X
@@ -191,9 +216,12 @@ def _check_array(X):
 def _resample(name):
     from PIL import Image
 
-    return {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-            "bicubic": Image.Resampling.BICUBIC,
-            "lanczos": Image.Resampling.LANCZOS}[name]
+    return {
+        "nearest": Image.Resampling.NEAREST,
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos": Image.Resampling.LANCZOS,
+    }[name]
 
 
 def _resize(a, hw, interpolation):
@@ -259,8 +287,11 @@ def _colour(a, rgb):
     a = _to_float(a)
     if rgb:
         return np.repeat(a[..., None], 3, axis=2)
-    return (a[..., 0] * np.float32(0.299) + a[..., 1] * np.float32(0.587)
-            + a[..., 2] * np.float32(0.114))
+    return (
+        a[..., 0] * np.float32(0.299)
+        + a[..., 1] * np.float32(0.587)
+        + a[..., 2] * np.float32(0.114)
+    )
 
 
 def prepare_image(a, *, size, resize, crop_fraction, pad_value, interpolation):
@@ -270,10 +301,10 @@ def prepare_image(a, *, size, resize, crop_fraction, pad_value, interpolation):
         (nh, nw), (top, left) = _geometry(a.shape[:2], size, resize, crop_fraction)
         a = _resize(a, (nh, nw), interpolation)
         if resize == "crop":
-            a = a[top:top + size[0], left:left + size[1]]
+            a = a[top : top + size[0], left : left + size[1]]
         elif resize == "pad":
             out = np.full((*size, *a.shape[2:]), pad_value, dtype=np.float32)
-            out[top:top + nh, left:left + nw] = _to_float(a)
+            out[top : top + nh, left : left + nw] = _to_float(a)
             return out
     if a.dtype == np.uint8:
         return a
@@ -378,21 +409,38 @@ class ImageStream:
     [(2, 16, 16, 3), (2, 16, 16, 3), (1, 16, 16, 3)]
     """
 
-    def __init__(self, source, *, size=None, resize="crop", crop_fraction=1.0,
-                 pad_value=0.0, interpolation="bilinear", color="rgb",
-                 channels_first=False, batch_size=64, n_workers=None, prefetch=1,
-                 on_error="raise"):
+    def __init__(
+        self,
+        source,
+        *,
+        size=None,
+        resize="crop",
+        crop_fraction=1.0,
+        pad_value=0.0,
+        interpolation="bilinear",
+        color="rgb",
+        channels_first=False,
+        batch_size=64,
+        n_workers=None,
+        prefetch=1,
+        on_error="raise",
+    ):
         self.size = check_size(size)
         check_geometry(resize, crop_fraction, pad_value, interpolation)
         if color not in ("rgb", "grey"):
             raise ValueError(f"color must be 'rgb' or 'grey'; got {color!r}.")
         for name, value, low in (("batch_size", batch_size, 1), ("prefetch", prefetch, 0)):
-            if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
-                    or value < low):
+            if (
+                isinstance(value, (bool, np.bool_))
+                or not isinstance(value, numbers.Integral)
+                or value < low
+            ):
                 raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
-        if n_workers is not None and (isinstance(n_workers, (bool, np.bool_))
-                                      or not isinstance(n_workers, numbers.Integral)
-                                      or n_workers < 0):
+        if n_workers is not None and (
+            isinstance(n_workers, (bool, np.bool_))
+            or not isinstance(n_workers, numbers.Integral)
+            or n_workers < 0
+        ):
             raise ValueError(f"n_workers must be None or an int >= 0; got {n_workers!r}.")
         _check_on_error(on_error)
         self.resize, self.crop_fraction = resize, float(crop_fraction)
@@ -428,9 +476,14 @@ class ImageStream:
             a = _colour(self._array[i], rgb)
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 raise ValueError(f"Image {i} of the array holds NaN or infinite values.")
-        return prepare_image(a, size=self.size, resize=self.resize,
-                             crop_fraction=self.crop_fraction, pad_value=self.pad_value,
-                             interpolation=self.interpolation)
+        return prepare_image(
+            a,
+            size=self.size,
+            resize=self.resize,
+            crop_fraction=self.crop_fraction,
+            pad_value=self.pad_value,
+            interpolation=self.interpolation,
+        )
 
     def _view(self, buf, k):
         """Image ``k`` of a batch buffer, as an (H, W[, C]) view."""
@@ -477,8 +530,11 @@ class ImageStream:
         if self.size is None:
             return start, None, [run(self._load_alone, i) for i in range(start, stop)]
         buf = self._new_buffer(stop - start, self.size)
-        return start, buf, [run(self._load_into, i, buf, k)
-                            for k, i in enumerate(range(start, stop))]
+        return (
+            start,
+            buf,
+            [run(self._load_into, i, buf, k) for k, i in enumerate(range(start, stop))],
+        )
 
     def _check_shape(self, i, shape, got):
         if shape[0] is None:
@@ -487,7 +543,8 @@ class ImageStream:
             raise ValueError(
                 f"{self._describe_source(i)} is {got[0]}x{got[1]} (HxW) but the images "
                 f"before it are {shape[0][0]}x{shape[0][1]}; pass size=(height, width) "
-                "(input_size= for FeatureExtractor) to bring every image to one size.")
+                "(input_size= for FeatureExtractor) to bring every image to one size."
+            )
 
     def _assemble(self, start, buf, results, shape):
         """The batch of one chunk of images (None if all were skipped)."""
@@ -495,8 +552,9 @@ class ImageStream:
         for k, res in enumerate(results):
             if isinstance(res, _FileError):
                 if self.on_error == "raise":
-                    raise ValueError(f"Cannot read the image {res.path}: {res.reason}") \
-                        from res.__cause__
+                    raise ValueError(
+                        f"Cannot read the image {res.path}: {res.reason}"
+                    ) from res.__cause__
                 self.skipped.append((res.index, str(res.path), res.reason))
                 keep[k] = False
             elif buf is None:
@@ -560,33 +618,42 @@ class ImageStream:
                 self.n_buffered = 0
         if self.skipped:
             named = "; ".join(f"{p} ({r})" for _, p, r in self.skipped[:_N_NAMED])
-            more = (f"; and {len(self.skipped) - _N_NAMED} more"
-                    if len(self.skipped) > _N_NAMED else "")
-            warnings.warn(f"Skipped {len(self.skipped)} of {n} image files that could not "
-                          f"be read: {named}{more}. They are listed in the stream's "
-                          "'skipped'.", UserWarning, stacklevel=2)
+            more = (
+                f"; and {len(self.skipped) - _N_NAMED} more" if len(self.skipped) > _N_NAMED else ""
+            )
+            warnings.warn(
+                f"Skipped {len(self.skipped)} of {n} image files that could not "
+                f"be read: {named}{more}. They are listed in the stream's "
+                "'skipped'.",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 def _source(source):
     """(files, None) for paths or a folder, (None, array) for an image array."""
     if isinstance(source, (str, os.PathLike)):
         if not os.path.isdir(source):
-            raise ValueError(f"{source} is not a folder; pass a folder, a list of image "
-                             "files or an image array.")
+            raise ValueError(
+                f"{source} is not a folder; pass a folder, a list of image files or an image array."
+            )
         return list_image_files(source), None
     if isinstance(source, np.ndarray) and source.dtype.kind not in "USO":
         return None, _check_array(source)
     try:
         items = list(source)
     except TypeError:
-        raise ValueError(f"Expected a folder, a list of image file paths or an image "
-                         f"array; got {type(source).__name__}.") from None
+        raise ValueError(
+            f"Expected a folder, a list of image file paths or an image "
+            f"array; got {type(source).__name__}."
+        ) from None
     if items and all(isinstance(p, (str, os.PathLike)) for p in items):
         return [os.fspath(p) for p in items], None
     if not items:
         raise ValueError("No images: the list of image files is empty.")
     if any(isinstance(p, (str, os.PathLike)) for p in items):
         bad = next(p for p in items if not isinstance(p, (str, os.PathLike)))
-        raise ValueError(f"A list of image files must hold only paths; it holds "
-                         f"{type(bad).__name__} {bad!r}.")
+        raise ValueError(
+            f"A list of image files must hold only paths; it holds {type(bad).__name__} {bad!r}."
+        )
     return None, _check_array(np.asarray(items))

@@ -23,10 +23,10 @@ import numpy as np
 from numba import njit
 from scipy import sparse
 
+from .._progress import progress_bar
 from . import _merge_kernels as K
 from . import _rows
 from ._graph import initial_clusters, knn_graph, relabel_first_appearance
-from ._progress import progress_bar
 from ._ward import ward_merges
 
 __all__ = ["Hierarchy", "MergeEngine", "cut_hierarchy"]
@@ -35,10 +35,11 @@ __all__ = ["Hierarchy", "MergeEngine", "cut_hierarchy"]
 class Hierarchy(NamedTuple):
     """A merge history as data (:meth:`MergeEngine.hierarchy`)."""
 
-    labels: np.ndarray        # (n_samples,) cluster of each sample
-    children: np.ndarray      # (n_merges, 2) as AgglomerativeClustering.children_
+    labels: np.ndarray  # (n_samples,) cluster of each sample
+    children: np.ndarray  # (n_merges, 2) as AgglomerativeClustering.children_
     merge_losses: np.ndarray  # (n_merges,) eq. 7 loss of each merge
     n_clusters: int
+
 
 # From the authors' code: isolated clusters (no affinity to or from any other
 # cluster) are attached to the nearest centroid while n_c > 20 * K.
@@ -157,6 +158,25 @@ class MergeEngine:
         Check the final partition of :meth:`merge_until` for a chaining
         collapse and redo its last merges with Ward's criterion if found.
         ``False`` gives plain graph-degree linkage (for comparisons).
+
+    Attributes
+    ----------
+    graph_ : KNNGraph
+        The kNN graph of the last ``start`` or ``rebuild`` (``indices``,
+        ``sqdist``, ``weights``, ``sigma2``); pass it back as
+        ``start(X, graph=engine.graph_)`` to reuse it.
+    labels_ : ndarray of shape (n_samples,)
+        The current partition.
+    n_clusters_ : int
+        Clusters in the current partition.
+    n_initial_clusters_ : int
+        Clusters after ``start`` (connected components of the 1-NN graph).
+    children_ : ndarray of shape (n_merged, 2)
+        The merges so far, as in ``AgglomerativeClustering`` (read-only).
+    merge_losses_ : ndarray of shape (n_merged,)
+        The criterion's value at each merge (read-only).
+    n_merged_ : int
+        Merges so far.
     """
 
     #: Level the collapse guard finished from (None: it did not act).
@@ -166,9 +186,19 @@ class MergeEngine:
     # rebuilds a list whenever a merge touches one of its entries.
     _top_buffer = None
 
-    def __init__(self, n_neighbors=20, a=1.0, n_cluster_neighbors=5, lam=1.0,
-                 fast=False, knn_method="auto", random_state=None, n_jobs=None,
-                 verbose=False, collapse_guard=True):
+    def __init__(
+        self,
+        n_neighbors=20,
+        a=1.0,
+        n_cluster_neighbors=5,
+        lam=1.0,
+        fast=False,
+        knn_method="auto",
+        random_state=None,
+        n_jobs=None,
+        verbose=False,
+        collapse_guard=True,
+    ):
         self.n_neighbors = n_neighbors
         self.a = a
         self.n_cluster_neighbors = n_cluster_neighbors
@@ -183,8 +213,13 @@ class MergeEngine:
     # ------------------------------------------------------------------ set-up
     def _graph(self, X):
         return knn_graph(
-            X, self.n_neighbors, a=self.a, method=self.knn_method,
-            random_state=self.random_state, n_jobs=self.n_jobs, verbose=self.verbose,
+            X,
+            self.n_neighbors,
+            a=self.a,
+            method=self.knn_method,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
 
     def start(self, X, graph=None, init="1nn", min_clusters=1):
@@ -255,7 +290,7 @@ class MergeEngine:
         self._work = K.make_work(n, m, self._top.idx.shape[1])
         self._n_alive = int(self._alive.sum())
 
-    # The kernels' view of the state (:mod:`skjule._merge_kernels`): named
+    # The kernels' view of the state (:mod:`skjule._engine._merge_kernels`): named
     # tuples of the engine's arrays, built per call (the arrays are shared,
     # so the kernels change the engine's state in place; ``self._S`` is
     # replaced when its pool grows).
@@ -263,12 +298,19 @@ class MergeEngine:
         return K.Criterion(int(self.n_cluster_neighbors), float(self.lam), bool(self.fast))
 
     def _partition(self):
-        return K.Partition(self._label, self._size, self._head, self._tail, self._nxt,
-                           self._alive)
+        return K.Partition(self._label, self._size, self._head, self._tail, self._nxt, self._alive)
 
     def _kernel_state(self):
-        return K.State(self._S, self._partition(), K.Graph.of(self.graph_), self._top,
-                       self._loss, self._tree, self._criterion(), self._work)
+        return K.State(
+            self._S,
+            self._partition(),
+            K.Graph.of(self.graph_),
+            self._top,
+            self._loss,
+            self._tree,
+            self._criterion(),
+            self._work,
+        )
 
     def rebuild(self, X, graph=None):
         """New features, same clusters: recompute graph, affinities and losses."""
@@ -282,11 +324,18 @@ class MergeEngine:
 
     # ------------------------------------------------------------------ state
     # state_dict key -> attribute
-    _STATE = {"label": "_label", "alive": "_alive", "node": "_node",
-              "children_": "_children", "merge_losses_": "_merge_losses",
-              "n_merged_": "_n_merged", "next_node_": "_next_node",
-              "n_initial_clusters_": "n_initial_clusters_", "n_samples_": "n_samples_",
-              "n_alive": "_n_alive"}
+    _STATE = {
+        "label": "_label",
+        "alive": "_alive",
+        "node": "_node",
+        "children_": "_children",
+        "merge_losses_": "_merge_losses",
+        "n_merged_": "_n_merged",
+        "next_node_": "_next_node",
+        "n_initial_clusters_": "n_initial_clusters_",
+        "n_samples_": "n_samples_",
+        "n_alive": "_n_alive",
+    }
 
     def state_dict(self):
         """The partition and merge history, as plain arrays and ints (copies).
@@ -295,8 +344,11 @@ class MergeEngine:
         needs to continue: the graph and affinities are recomputed from the
         features given to ``rebuild``.
         """
-        return {k: (v.copy() if isinstance(v, np.ndarray) else int(v))
-                for k, attr in self._STATE.items() for v in [getattr(self, attr)]}
+        return {
+            k: (v.copy() if isinstance(v, np.ndarray) else int(v))
+            for k, attr in self._STATE.items()
+            for v in [getattr(self, attr)]
+        }
 
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` saved; call :meth:`rebuild` before merging."""
@@ -322,14 +374,14 @@ class MergeEngine:
     @property
     def children_(self):
         """The recorded merges, shape ``(n_merged_, 2)`` (a read-only view)."""
-        view = self._children[:self._n_merged]
+        view = self._children[: self._n_merged]
         view.flags.writeable = False
         return view
 
     @property
     def merge_losses_(self):
         """The eq. 7 loss of each recorded merge (a read-only view)."""
-        view = self._merge_losses[:self._n_merged]
+        view = self._merge_losses[: self._n_merged]
         view.flags.writeable = False
         return view
 
@@ -351,10 +403,10 @@ class MergeEngine:
         if not 0 <= r <= self._n_merged:
             raise ValueError(f"n_merges must be in [0, {self._n_merged}]; got {n_merges}.")
         n = self.n_samples_
-        labels = (self.labels_ if r == self._n_merged
-                  else cut_hierarchy(self._children[:r], n, n - r))
-        return Hierarchy(labels, self._children[:r].copy(), self._merge_losses[:r].copy(),
-                         n - r)
+        labels = (
+            self.labels_ if r == self._n_merged else cut_hierarchy(self._children[:r], n, n - r)
+        )
+        return Hierarchy(labels, self._children[:r].copy(), self._merge_losses[:r].copy(), n - r)
 
     @property
     def labels_(self):
@@ -362,7 +414,7 @@ class MergeEngine:
         return relabel_first_appearance(self._label)
 
     #: Names of the work counters of :meth:`work_counts` (described in
-    #: :data:`skjule._merge_kernels.WORK_COUNTERS`).
+    #: :data:`skjule._engine._merge_kernels.WORK_COUNTERS`).
     WORK_COUNTERS = K.WORK_COUNTERS
 
     def work_counts(self):
@@ -376,7 +428,7 @@ class MergeEngine:
 
     def s_row(self, a):
         """``{b: S(b <- a)}`` over the clusters adjacent to slot ``a``, as a dict
-        (for inspection; the engine keeps it in a flat pool, :mod:`skjule._rows`)."""
+        (for inspection; the engine keeps it in a flat pool, :mod:`skjule._engine._rows`)."""
         return _rows.row_dict(self._S, a)
 
     # ------------------------------------------------------------------ merges
@@ -410,9 +462,15 @@ class MergeEngine:
         while True:
             before = self._n_alive
             status, self._n_alive, self._next_node, self._n_merged = K.merge_loop(
-                self._kernel_state(), K.History(self._node, self._children, self._merge_losses),
-                self._n_alive, self._next_node, self._n_merged,
-                n_stop, large_min_size, n_large_stop, max_steps,
+                self._kernel_state(),
+                K.History(self._node, self._children, self._merge_losses),
+                self._n_alive,
+                self._next_node,
+                self._n_merged,
+                n_stop,
+                large_min_size,
+                n_large_stop,
+                max_steps,
             )
             if bar is not None:
                 bar.update(before - self._n_alive)
@@ -514,12 +572,17 @@ class MergeEngine:
         n_final = n_clusters if n_final is None else int(n_final)
         if self._n_alive <= n_clusters:
             return self
-        use_cut = (small_cluster_fraction is not None and small_cluster_fraction > 0
-                   and n_clusters == n_final)
-        min_size = (max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
-                    if use_cut else 1)
-        bar = progress_bar(total=self._n_alive - n_clusters, desc="merges",
-                           enabled=self.verbose)
+        use_cut = (
+            small_cluster_fraction is not None
+            and small_cluster_fraction > 0
+            and n_clusters == n_final
+        )
+        min_size = (
+            max(2, int(np.ceil(small_cluster_fraction * self.n_samples_ / n_final)))
+            if use_cut
+            else 1
+        )
+        bar = progress_bar(total=self._n_alive - n_clusters, desc="merges", enabled=self.verbose)
         try:
             if self._n_alive > _ISOLATED_FACTOR * n_final:
                 before = self._n_alive
@@ -559,11 +622,14 @@ class MergeEngine:
         cut back to the last level at which no cluster held more than ``n / K``
         samples (at most ``_WARD_MAX_CLUSTERS`` clusters) and the remaining
         merges follow Ward's size-weighted criterion on the cluster centroids
-        (:mod:`skjule._ward`). ``ward_from_`` records that level.
+        (:mod:`skjule._engine._ward`). ``ward_from_`` records that level.
         """
         self.ward_from_ = None
-        if (not self.collapse_guard or self._n_alive != n_final
-                or not self._collapsed(n_final, min_size)):
+        if (
+            not self.collapse_guard
+            or self._n_alive != n_final
+            or not self._collapsed(n_final, min_size)
+        ):
             return
         n = self.n_samples_
         r = _balanced_level(self._children, n, self._n_merged, n / n_final)
@@ -580,7 +646,10 @@ class MergeEngine:
                 f"Could not find {n_final} clusters of comparable size: the sizes are "
                 f"{sizes.tolist()[:12]}{' ...' if sizes.size > 12 else ''}. The data may hold "
                 f"fewer than {n_final} separable groups; try a smaller n_clusters, "
-                "n_clusters=None, or other features.", UserWarning, stacklevel=4)
+                "n_clusters=None, or other features.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _rewind(self, n_merges):
         """Return to the partition after the first ``n_merges`` recorded merges."""

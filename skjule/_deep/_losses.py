@@ -77,8 +77,18 @@ def _triplet_mask(pos, neg_ok):
     return pos[:, :, None] & neg_ok[:, None, :]
 
 
-def weighted_triplet_loss(z, labels, *, sigma2=None, a=1.0, gamma=2.0, lam=1.0, n_negatives=5,
-                          negatives="nearest", generator=None):
+def weighted_triplet_loss(
+    z,
+    labels,
+    *,
+    sigma2=None,
+    a=1.0,
+    gamma=2.0,
+    lam=1.0,
+    n_negatives=5,
+    negatives="nearest",
+    generator=None,
+):
     """Eq. 11 on a batch, averaged over its triplets.
 
     Parameters
@@ -118,8 +128,9 @@ def weighted_triplet_loss(z, labels, *, sigma2=None, a=1.0, gamma=2.0, lam=1.0, 
     return -scale * terms[mask].mean(), n_trip
 
 
-def margin_triplet_loss(z, labels, *, gamma=1.0, margin=0.2, n_negatives=5,
-                        negatives="nearest", generator=None):
+def margin_triplet_loss(
+    z, labels, *, gamma=1.0, margin=0.2, n_negatives=5, negatives="nearest", generator=None
+):
     """The authors' margin form: ``mean max(0, gamma d(a,p) - d(a,n) + margin)``."""
     d2 = sq_distances(z)
     pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)

@@ -36,11 +36,9 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._checkpoint import module_digest
-from ._networks import resolve_device
-from ._progress import progress_bar
-from .datasets._image_folder import _open_regular
-from .datasets._stream import (
+from .._progress import progress_bar
+from ..datasets._image_folder import _open_regular
+from ..datasets._stream import (
     INTERPOLATIONS,
     RESIZE_MODES,
     ImageStream,
@@ -48,6 +46,8 @@ from .datasets._stream import (
     check_geometry,
     check_size,
 )
+from ._checkpoint import module_digest
+from ._networks import resolve_device
 
 __all__ = ["FeatureExtractor"]
 
@@ -222,10 +222,27 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "verbose": ["verbose"],
     }
 
-    def __init__(self, model, *, input_size=None, resize="crop", crop_fraction=1.0,
-                 pad_value=0.0, interpolation="bilinear", channels="auto", mean=None,
-                 std=None, l2_normalize=False, batch_size=64, device="auto",
-                 cache_dir=None, n_workers=None, prefetch=1, on_error="raise", verbose=0):
+    def __init__(
+        self,
+        model,
+        *,
+        input_size=None,
+        resize="crop",
+        crop_fraction=1.0,
+        pad_value=0.0,
+        interpolation="bilinear",
+        channels="auto",
+        mean=None,
+        std=None,
+        l2_normalize=False,
+        batch_size=64,
+        device="auto",
+        cache_dir=None,
+        n_workers=None,
+        prefetch=1,
+        on_error="raise",
+        verbose=0,
+    ):
         self.model = model
         self.input_size = input_size
         self.resize = resize
@@ -319,8 +336,9 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return array if rows.size == n else array[rows]
 
         if self.cache_dir is None:
-            skipped = self._embed(module, subset(np.arange(n)), np.arange(n), out, done,
-                                  None, None, bar)
+            skipped = self._embed(
+                module, subset(np.arange(n)), np.arange(n), out, done, None, None, bar
+            )
         else:
             skipped = self._embed_cached(module, files, array, subset, out, done, bar)
         bar.close()
@@ -348,7 +366,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         first, skipped, why = {}, [], {}
         for lo in range(0, n, chunk):
             rows = np.arange(lo, min(lo + chunk, n))
-            keys[lo:lo + rows.size] = self._content_keys(files, array, rows)
+            keys[lo : lo + rows.size] = self._content_keys(files, array, rows)
             todo, copies = [], []
             for i in rows:
                 key = keys[i]
@@ -364,8 +382,9 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         first[key] = i
             todo = np.asarray(todo, dtype=np.int64)
             if todo.size:
-                new = self._embed(module, subset(todo), todo, out, done, keys, cache, bar,
-                                  warn=False)
+                new = self._embed(
+                    module, subset(todo), todo, out, done, keys, cache, bar, warn=False
+                )
                 skipped.extend(new)
                 why.update((row, reason) for row, _, reason in new)
             for i in copies:  # the same content as an earlier image
@@ -383,20 +402,31 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if skipped:
             named = "; ".join(f"{p} ({r})" for _, p, r in skipped[:5])
             more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            warnings.warn(f"Skipped {len(skipped)} of {n} image files that could "
-                          f"not be read: {named}{more}. Their rows are left out of the "
-                          "output; FeatureExtractor.skipped_ lists them.",
-                          UserWarning, stacklevel=4)
+            warnings.warn(
+                f"Skipped {len(skipped)} of {n} image files that could "
+                f"not be read: {named}{more}. Their rows are left out of the "
+                "output; FeatureExtractor.skipped_ lists them.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _embed(self, module, source, rows, out, done, keys, cache, bar, warn=True):
         """Run the network over ``source`` (rows ``rows`` of the output)."""
         channels, bs = self.n_channels_, int(self.batch_size)
         stream = ImageStream(
-            source, size=self.input_size_, resize=self.resize,
-            crop_fraction=self.crop_fraction, pad_value=self.pad_value,
-            interpolation=self.interpolation, color="rgb" if channels == 3 else "grey",
-            channels_first=True, batch_size=bs, n_workers=self.n_workers,
-            prefetch=self.prefetch, on_error=self.on_error)
+            source,
+            size=self.input_size_,
+            resize=self.resize,
+            crop_fraction=self.crop_fraction,
+            pad_value=self.pad_value,
+            interpolation=self.interpolation,
+            color="rgb" if channels == 3 else "grey",
+            channels_first=True,
+            batch_size=bs,
+            n_workers=self.n_workers,
+            prefetch=self.prefetch,
+            on_error=self.on_error,
+        )
         mean, std = self._mean_std(channels)
         device = resolve_device(self.device)
         with _Running(module, device) as net, torch.no_grad(), warnings.catch_warnings():
@@ -416,12 +446,14 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     raise ValueError(
                         f"The model returned NaN or infinite features for "
                         f"{_name(source, batch.indices[bad])}; check the model and "
-                        "mean/std (std must not be 0).")
+                        "mean/std (std must not be 0)."
+                    )
                 if z.shape[1] != self.n_features_out_:
                     raise ValueError(
                         f"The model returned {z.shape[1]} features per image here but "
                         f"{self.n_features_out_} in fit; with input_size=None images of "
-                        "another size can change that: set input_size, or fit again.")
+                        "another size can change that: set input_size, or fit again."
+                    )
                 idx = rows[batch.indices]
                 out[idx] = z
                 done[idx] = True
@@ -439,8 +471,9 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Validate what the constraints cannot; returns input_size as a tuple or None."""
         size = check_size(self.input_size, "input_size")
         check_geometry(self.resize, self.crop_fraction, self.pad_value, self.interpolation)
-        if self.channels != "auto" and (isinstance(self.channels, (bool, np.bool_))
-                                        or self.channels not in (1, 3)):
+        if self.channels != "auto" and (
+            isinstance(self.channels, (bool, np.bool_)) or self.channels not in (1, 3)
+        ):
             raise ValueError(f"channels must be 'auto', 1 or 3; got {self.channels!r}.")
         for name in ("mean", "std"):
             v = getattr(self, name)
@@ -450,11 +483,17 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 a = np.asarray(v, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
                 a = None
-            if a is None or a.size == 0 or not np.isfinite(a).all() or (
-                    name == "std" and (a <= 0).any()):
+            if (
+                a is None
+                or a.size == 0
+                or not np.isfinite(a).all()
+                or (name == "std" and (a <= 0).any())
+            ):
                 what = "positive numbers" if name == "std" else "finite numbers"
-                raise ValueError(f"{name} must be None, a number or one number per "
-                                 f"channel, all {what}; got {v!r}.")
+                raise ValueError(
+                    f"{name} must be None, a number or one number per "
+                    f"channel, all {what}; got {v!r}."
+                )
         return size
 
     def _check_mean_std(self, channels):
@@ -464,8 +503,10 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 raise ValueError(
                     f"{name} has {np.asarray(v).size} values but the model takes "
                     f"{channels} channel(s); give one value per channel or a single "
-                    "number" + (" (or channels=3 for a 3-channel model)"
-                                if channels == 1 else "") + ".")
+                    "number"
+                    + (" (or channels=3 for a 3-channel model)" if channels == 1 else "")
+                    + "."
+                )
 
     def _mean_std(self, channels):
         if self.mean is None and self.std is None:
@@ -474,8 +515,10 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         std = np.ones(channels) if self.std is None else np.asarray(self.std, np.float64)
 
         def t(v):
-            return torch.tensor(np.broadcast_to(np.reshape(v, -1), (channels,)),
-                                dtype=torch.float32).reshape(1, channels, 1, 1)
+            return torch.tensor(
+                np.broadcast_to(np.reshape(v, -1), (channels,)), dtype=torch.float32
+            ).reshape(1, channels, 1, 1)
+
         return t(mean), t(std)
 
     def _from_file(self):
@@ -488,12 +531,16 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return module, _module_digest(module).hex()
         path = Path(os.path.expanduser(os.fspath(self.model)))
         if not path.exists():
-            raise ValueError(f"model={os.fspath(self.model)!r}: no such file. Pass a "
-                             "torch.nn.Module or the path of a TorchScript file "
-                             "(torch.jit.trace(net.eval(), example).save(path)).")
+            raise ValueError(
+                f"model={os.fspath(self.model)!r}: no such file. Pass a "
+                "torch.nn.Module or the path of a TorchScript file "
+                "(torch.jit.trace(net.eval(), example).save(path))."
+            )
         if not path.is_file():
-            raise ValueError(f"model={os.fspath(self.model)!r} is not a file (a folder?); "
-                             "pass the path of a TorchScript .pt file.")
+            raise ValueError(
+                f"model={os.fspath(self.model)!r} is not a file (a folder?); "
+                "pass the path of a TorchScript .pt file."
+            )
         digest = _file_sha256(path)
         with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; it still works
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -510,7 +557,8 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         "network with torch.jit.trace(net.eval(), torch.rand(1, 3, 224, "
                         "224)).save(path) or torch.jit.script(net).save(path); a state_dict "
                         "or a module saved with torch.save is not TorchScript (load it "
-                        "yourself and pass the module).") from exc
+                        "yourself and pass the module)."
+                    ) from exc
         return module, digest
 
     def _fitted_module(self):
@@ -522,8 +570,10 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if module is None:
             module, digest = self._load_model()
             if digest != self.model_digest_:
-                raise ValueError(f"The TorchScript file {os.fspath(self.model)!r} changed "
-                                 "since this FeatureExtractor was fitted; fit it again.")
+                raise ValueError(
+                    f"The TorchScript file {os.fspath(self.model)!r} changed "
+                    "since this FeatureExtractor was fitted; fit it again."
+                )
             self._module = module
         return module
 
@@ -531,14 +581,15 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """The images' own size (input_size=None): the array's, or the first file's."""
         if array is not None:
             return tuple(int(s) for s in array.shape[1:3])
-        stream = ImageStream(files, batch_size=1, n_workers=0, on_error=self.on_error,
-                             color="grey")
+        stream = ImageStream(files, batch_size=1, n_workers=0, on_error=self.on_error, color="grey")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for batch in stream:
                 return tuple(int(s) for s in batch.images.shape[1:3])
-        raise ValueError("None of the image files could be read: "
-                         + "; ".join(f"{p} ({r})" for _, p, r in stream.skipped[:5]))
+        raise ValueError(
+            "None of the image files could be read: "
+            + "; ".join(f"{p} ({r})" for _, p, r in stream.skipped[:5])
+        )
 
     def _dry_run(self, module, size, device):
         """Run the network on two zero images: (channels, n_features_out)."""
@@ -550,8 +601,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 try:
                     out = net(torch.zeros(shape, device=device))
                 except Exception as exc:  # noqa: BLE001 - reported with the shape
-                    errors.append(f"on {shape}: {type(exc).__name__}: "
-                                  f"{str(exc).strip()[:400]}")
+                    errors.append(f"on {shape}: {type(exc).__name__}: {str(exc).strip()[:400]}")
                     continue
                 return c, int(_features(out, 2, "dry").shape[1])
         raise ValueError(
@@ -560,11 +610,13 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             + ". Check that it takes a float tensor (batch, channels, height, width); set "
             "input_size to the size it expects (it was "
             + ("the images' own size" if self.input_size is None else f"{size}")
-            + ") and channels if it is neither 1 nor 3.")
+            + ") and channels if it is neither 1 nor 3."
+        )
 
     def _cache_config(self, module, from_files):
-        digest = (self.model_digest_ if self._from_file()
-                  else _module_digest(module).hex())  # the weights may have changed
+        digest = (
+            self.model_digest_ if self._from_file() else _module_digest(module).hex()
+        )  # the weights may have changed
         mean, std = self._mean_std(self.n_channels_)
         return {
             "format": _CACHE_FORMAT,
@@ -587,8 +639,10 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         pixels of array images ``rows``."""
         if array is not None:
             head = f"{array.dtype.str}{array.shape[1:]}".encode()
-            return [hashlib.sha256(head + np.ascontiguousarray(array[i]).tobytes()).hexdigest()
-                    for i in rows]
+            return [
+                hashlib.sha256(head + np.ascontiguousarray(array[i]).tobytes()).hexdigest()
+                for i in rows
+            ]
         paths = [files[i] for i in rows]
         workers = min(4, os.cpu_count() or 1) if self.n_workers is None else self.n_workers
         if workers == 0:
@@ -645,7 +699,8 @@ def _features(out, batch, when):
         raise ValueError(
             f"The model returned a {type(out).__name__}, not a tensor. Wrap it in a module "
             "whose forward returns the (batch, features) tensor you want (e.g. the "
-            "pooled features of a backbone).")
+            "pooled features of a backbone)."
+        )
     shape = tuple(out.shape)
     if out.ndim >= 2 and shape[0] == batch and all(s == 1 for s in shape[2:]):
         out = out.reshape(batch, -1)
@@ -657,16 +712,17 @@ def _features(out, batch, when):
             f"The model returned a tensor of shape {shape} for a batch of {batch}: a "
             "feature map, not one vector per image. End the network with global pooling, "
             "e.g. torch.nn.Sequential(net, torch.nn.AdaptiveAvgPool2d(1), "
-            "torch.nn.Flatten()), and export it again.")
+            "torch.nn.Flatten()), and export it again."
+        )
     raise ValueError(
         f"The model must return a (batch, features) tensor; for a batch of {batch} it "
         f"returned shape {shape}. End it with torch.nn.Flatten() (after pooling) so that "
-        "it outputs one feature vector per image.")
+        "it outputs one feature vector per image."
+    )
 
 
 def _name(source, i):
-    return (repr(source[i]) if isinstance(source, list)
-            else f"image {i} of the array")
+    return repr(source[i]) if isinstance(source, list) else f"image {i} of the array"
 
 
 def _module_digest(module):
@@ -722,8 +778,9 @@ class _Cache:
             self.folder.mkdir(parents=True, exist_ok=True)
             meta = self.folder / "config.json"
             if not meta.exists():
-                _atomic_write(meta, lambda f: f.write(
-                    json.dumps(config, sort_keys=True, indent=1).encode()))
+                _atomic_write(
+                    meta, lambda f: f.write(json.dumps(config, sort_keys=True, indent=1).encode())
+                )
         except OSError as exc:
             self._read_only(exc)
 
@@ -735,8 +792,7 @@ class _Cache:
             vec = np.load(self._path(key), allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None
-        if vec.dtype != np.float32 or vec.shape != (self.n_features,) or \
-                not np.isfinite(vec).all():
+        if vec.dtype != np.float32 or vec.shape != (self.n_features,) or not np.isfinite(vec).all():
             return None  # damaged or foreign: recomputed and overwritten
         return vec
 
@@ -746,8 +802,9 @@ class _Cache:
         path = self._path(key)
         try:
             path.parent.mkdir(exist_ok=True)
-            _atomic_write(path, lambda f: np.save(f, np.asarray(vec, np.float32),
-                                                  allow_pickle=False))
+            _atomic_write(
+                path, lambda f: np.save(f, np.asarray(vec, np.float32), allow_pickle=False)
+            )
         except OSError as exc:
             self._read_only(exc)
 
@@ -755,8 +812,11 @@ class _Cache:
         with self._lock:
             if self.writable:
                 self.writable = False
-                warnings.warn(f"The feature cache {self.folder} cannot be written "
-                              f"({exc}); it is only read.", UserWarning, stacklevel=4)
+                warnings.warn(
+                    f"The feature cache {self.folder} cannot be written ({exc}); it is only read.",
+                    UserWarning,
+                    stacklevel=4,
+                )
 
 
 def _atomic_write(path, write):

@@ -10,20 +10,24 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, \
-    _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
+from .._progress import progress_bar
+from .._validation import check_features, check_finite_training, diverged_error, fit_guard
 from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
 from ._networks import resolve_device
 from ._persistence import NetworkPickleMixin
-from ._progress import progress_bar
 from ._training import embed
-from ._validation import check_features, check_finite_training, diverged_error, fit_guard
 
 __all__ = ["AutoencoderTransformer", "Autoencoder", "build_autoencoder"]
 
@@ -94,7 +98,7 @@ class Autoencoder(nn.Module):
     def encode(self, x):
         """The code: ``mu`` for a VAE."""
         h = self.encoder(x)
-        return h[:, :self.code_dim] if self.variational else h
+        return h[:, : self.code_dim] if self.variational else h
 
     def forward(self, x, eps=None):
         """``(reconstruction, code, kl)``; ``kl`` is 0 for a plain autoencoder.
@@ -105,14 +109,13 @@ class Autoencoder(nn.Module):
         h = self.encoder(x)
         if not self.variational:
             return self.decoder(h), h, h.new_zeros(())
-        mu, log_var = h[:, :self.code_dim], h[:, self.code_dim:].clamp(-20, 20)
+        mu, log_var = h[:, : self.code_dim], h[:, self.code_dim :].clamp(-20, 20)
         z = mu if eps is None else mu + eps * torch.exp(0.5 * log_var)
-        kl = -0.5 * torch.mean(torch.sum(1 + log_var - mu ** 2 - log_var.exp(), dim=1))
+        kl = -0.5 * torch.mean(torch.sum(1 + log_var - mu**2 - log_var.exp(), dim=1))
         return self.decoder(z), mu, kl
 
 
-def build_autoencoder(n_features, image_shape, *, code_dim, hidden_dims, architecture,
-                      variational):
+def build_autoencoder(n_features, image_shape, *, code_dim, hidden_dims, architecture, variational):
     """The network for ``architecture`` in {"mlp", "conv"} (conv needs ``image_shape``)."""
     enc_out = 2 * code_dim if variational else code_dim
     if architecture == "conv":
@@ -121,16 +124,19 @@ def build_autoencoder(n_features, image_shape, *, code_dim, hidden_dims, archite
     else:
         dims = [n_features, *hidden_dims]
         encoder = nn.Sequential(_mlp(dims, last_activation=True), nn.Linear(dims[-1], enc_out))
-        decoder = nn.Sequential(_mlp([code_dim, *reversed(hidden_dims)], last_activation=True),
-                                nn.Linear(hidden_dims[0] if hidden_dims else code_dim,
-                                          n_features))
+        decoder = nn.Sequential(
+            _mlp([code_dim, *reversed(hidden_dims)], last_activation=True),
+            nn.Linear(hidden_dims[0] if hidden_dims else code_dim, n_features),
+        )
     return Autoencoder(encoder, decoder, code_dim, variational)
 
 
 def reconstruction_error(recon, x):
     """Mean squared error per sample (summed over features, averaged over the batch)."""
-    return F.mse_loss(recon.reshape(x.shape[0], -1), x.reshape(x.shape[0], -1),
-                      reduction="sum") / x.shape[0]
+    return (
+        F.mse_loss(recon.reshape(x.shape[0], -1), x.reshape(x.shape[0], -1), reduction="sum")
+        / x.shape[0]
+    )
 
 
 def corrupt(x, rate, generator):
@@ -141,8 +147,9 @@ def corrupt(x, rate, generator):
     return x * keep
 
 
-class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin,
-                             TransformerMixin, BaseEstimator):
+class AutoencoderTransformer(
+    NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """A (denoising or variational) autoencoder; ``transform`` returns its code.
 
     The pretraining network of the deep GMM (Wang & Jiang): an encoder
@@ -232,10 +239,23 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_components=10, *, hidden_dims=(500, 500, 2000), architecture="mlp",
-                 variational=False, beta=1.0, corruption=0.2, epochs=50, batch_size=256,
-                 learning_rate=1e-3, image_shape=None, device="auto", random_state=None,
-                 verbose=0):
+    def __init__(
+        self,
+        n_components=10,
+        *,
+        hidden_dims=(500, 500, 2000),
+        architecture="mlp",
+        variational=False,
+        beta=1.0,
+        corruption=0.2,
+        epochs=50,
+        batch_size=256,
+        learning_rate=1e-3,
+        image_shape=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
         self.n_components = n_components
         self.hidden_dims = hidden_dims
         self.architecture = architecture
@@ -270,9 +290,16 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
             rng = check_random_state(self.random_state)
             net, Xt, state = self._prepare(X, sample_shape, rng)
             history = train_autoencoder(
-                net, Xt, state["device"], epochs=self.epochs, batch_size=self.batch_size,
-                learning_rate=self.learning_rate, corruption=self.corruption,
-                beta=self.beta, rng=rng, verbose=self.verbose,
+                net,
+                Xt,
+                state["device"],
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                corruption=self.corruption,
+                beta=self.beta,
+                rng=rng,
+                verbose=self.verbose,
             )
             for key, value in state.items():
                 setattr(self, key + "_", value)
@@ -299,12 +326,21 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         Xt = network_input(X, image_shape if arch == "conv" else None, *scaling)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.randint(2**31 - 1)))
-            net = build_autoencoder(X.shape[1], image_shape, code_dim=self.n_components,
-                                    hidden_dims=hidden, architecture=arch,
-                                    variational=self.variational).to(device)
-        state = dict(image_shape=image_shape if arch == "conv" else None,
-                     sample_shape=tuple(sample_shape), input_scaling=scaling,
-                     device=device, architecture=arch)
+            net = build_autoencoder(
+                X.shape[1],
+                image_shape,
+                code_dim=self.n_components,
+                hidden_dims=hidden,
+                architecture=arch,
+                variational=self.variational,
+            ).to(device)
+        state = dict(
+            image_shape=image_shape if arch == "conv" else None,
+            sample_shape=tuple(sample_shape),
+            input_scaling=scaling,
+            device=device,
+            architecture=arch,
+        )
         return net, Xt, state
 
     # ------------------------------------------------------------ transform
@@ -323,8 +359,9 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         codes : ndarray of shape (n_samples, n_components), float32
         """
         Xt = self._network_tensor(X)  # checks fitted first
-        return check_finite_training(embed(_Encode(self.network_), Xt, self.device_),
-                                     self.learning_rate)
+        return check_finite_training(
+            embed(_Encode(self.network_), Xt, self.device_), self.learning_rate
+        )
 
     def inverse_transform(self, codes):
         """Decode codes back to (flattened, original-scale) samples.
@@ -344,8 +381,11 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
                 f"codes must have shape (n_samples, {self.n_components}); got {codes.shape}."
             )
         out = embed(_Decode(self.network_), torch.from_numpy(codes), self.device_)
-        out = out.reshape(out.shape[0], -1) if self.image_shape_ is None else \
-            out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1)
+        out = (
+            out.reshape(out.shape[0], -1)
+            if self.image_shape_ is None
+            else out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1)
+        )
         scale, mean, std = self.input_scaling_
         return (out.astype(np.float64) * std + mean) * scale
 
@@ -353,9 +393,11 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
     def _fitted_state(self):
         """The fitted state as plain values and a state dict (for checkpoints)."""
         check_is_fitted(self, "network_")
-        attributes = {k: v for k, v in vars(self).items()
-                      if k.endswith("_") and not k.startswith("_")
-                      and k not in ("network_", "device_")}
+        attributes = {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and k not in ("network_", "device_")
+        }
         if "feature_names_in_" in attributes:
             attributes["feature_names_in_"] = [str(f) for f in attributes["feature_names_in_"]]
         return {"attributes": attributes, "network": self.network_.state_dict()}
@@ -364,13 +406,17 @@ class AutoencoderTransformer(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin
         """Become the fitted transformer :meth:`_fitted_state` described, on ``device``."""
         attributes = dict(state["attributes"])
         if "feature_names_in_" in attributes:
-            attributes["feature_names_in_"] = np.asarray(attributes["feature_names_in_"],
-                                                         dtype=object)
+            attributes["feature_names_in_"] = np.asarray(
+                attributes["feature_names_in_"], dtype=object
+            )
         net = build_autoencoder(
-            attributes["n_features_in_"], attributes["image_shape_"],
+            attributes["n_features_in_"],
+            attributes["image_shape_"],
             code_dim=self.n_components,
             hidden_dims=tuple(int(h) for h in np.atleast_1d(self.hidden_dims)),
-            architecture=attributes["architecture_"], variational=self.variational)
+            architecture=attributes["architecture_"],
+            variational=self.variational,
+        )
         net.load_state_dict(state["network"])
         for key, value in attributes.items():
             setattr(self, key, value)
@@ -406,8 +452,9 @@ class _Decode(nn.Module):
         return self.net.decoder(z)
 
 
-def train_autoencoder(net, X, device, *, epochs, batch_size, learning_rate, corruption, beta,
-                      rng, verbose=0):
+def train_autoencoder(
+    net, X, device, *, epochs, batch_size, learning_rate, corruption, beta, rng, verbose=0
+):
     """Adam on the reconstruction (+ beta KL) loss; returns the mean loss per epoch."""
     generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
@@ -419,7 +466,7 @@ def train_autoencoder(net, X, device, *, epochs, batch_size, learning_rate, corr
         total, count = 0.0, 0
         perm = rng.permutation(n)
         for start in range(0, n, batch_size):
-            idx = torch.from_numpy(perm[start:start + batch_size])
+            idx = torch.from_numpy(perm[start : start + batch_size])
             if idx.numel() < 2 and n >= 2:
                 continue
             xb = X.index_select(0, idx).to(device)
@@ -437,8 +484,9 @@ def train_autoencoder(net, X, device, *, epochs, batch_size, learning_rate, corr
         history.append(total / max(count, 1))
         if not np.isfinite(history[-1]):  # stop now: the next epochs would be wasted
             bar.close()
-            raise diverged_error(learning_rate, what="The autoencoder's loss",
-                                 where=f" in epoch {len(history)}")
+            raise diverged_error(
+                learning_rate, what="The autoencoder's loss", where=f" in epoch {len(history)}"
+            )
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     bar.close()

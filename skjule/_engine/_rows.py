@@ -1,9 +1,10 @@
 """Sparse rows in one flat pool: a small hash table per row, numba kernels.
 
 The merge engine keeps, for every cluster ``i``, the map ``{j: S(j <- i)}``
-over its neighbouring clusters (see :mod:`skjule._merge_kernels`). It used to
+over its neighbouring clusters (see :mod:`skjule._engine._merge_kernels`). It used to
 be a numba typed ``Dict`` per cluster; every lookup then went through the
-dict's C runtime and atomic reference counts on the dict. Here all rows live in two flat arrays (int32 keys,
+dict's C runtime and atomic reference counts on the dict. Here all rows live in
+two flat arrays (int32 keys,
 float64 values: 12 bytes a slot), held by the named tuple
 :class:`Rows` ``R = Rows(off, cap, cnt, keys, vals, meta)``:
 
@@ -34,8 +35,8 @@ _MIN_CAP = 4
 # Keys are row numbers (clusters): 32 bits, 12 bytes a slot with the value.
 KEY_DTYPE = np.int32
 # What ``Rows.meta`` holds.
-END = 0     # end of the used part of the pool
-ASKED = 1   # pool slots a failed :func:`room` asked for
+END = 0  # end of the used part of the pool
+ASKED = 1  # pool slots a failed :func:`room` asked for
 
 
 class Rows(NamedTuple):
@@ -43,9 +44,9 @@ class Rows(NamedTuple):
     tuple indexing). The arrays are changed in place; :func:`grow` returns a
     new ``Rows`` with larger ``keys`` / ``vals``."""
 
-    off: np.ndarray   # (n_rows,) int64: first pool slot of each row
-    cap: np.ndarray   # (n_rows,) int64: slots of each row (a power of two, or 0)
-    cnt: np.ndarray   # (n_rows,) int64: keys in each row
+    off: np.ndarray  # (n_rows,) int64: first pool slot of each row
+    cap: np.ndarray  # (n_rows,) int64: slots of each row (a power of two, or 0)
+    cnt: np.ndarray  # (n_rows,) int64: keys in each row
     keys: np.ndarray  # (pool,) KEY_DTYPE: the key of each slot, -1 if empty
     vals: np.ndarray  # (pool,) float64: the value of each slot
     meta: np.ndarray  # (2,) int64: meta[END], meta[ASKED]
@@ -193,8 +194,8 @@ def release(R, i):
     """Empty row ``i`` and give up its slots (a hole until the next compaction)."""
     off, cap, cnt, keys, vals, meta = R
     o = off[i]
-    keys[o:o + cap[i]] = -1
-    vals[o:o + cap[i]] = 0.0
+    keys[o : o + cap[i]] = -1
+    vals[o : o + cap[i]] = 0.0
     cap[i] = 0
     cnt[i] = 0
 
@@ -220,8 +221,8 @@ def compact(R):
                     tk[t] = keys[s]
                     tv[t] = vals[s]
                     t += 1
-            keys[pos:pos + c_new] = -1
-            vals[pos:pos + c_new] = 0.0
+            keys[pos : pos + c_new] = -1
+            vals[pos : pos + c_new] = 0.0
             for t in range(tk.shape[0]):
                 _insert_new(keys, vals, pos, c_new, tk[t], tv[t])
             c = c_new
@@ -232,8 +233,8 @@ def compact(R):
         off[i] = pos
         cap[i] = c
         pos += c
-    keys[pos:meta[END]] = -1
-    vals[pos:meta[END]] = 0.0
+    keys[pos : meta[END]] = -1
+    vals[pos : meta[END]] = 0.0
     meta[END] = pos
 
 
@@ -261,8 +262,14 @@ def empty(n_rows, caps, slack=0.25, spare=1024):
     size = used + int(slack * used) + spare
     meta = np.zeros(2, dtype=np.int64)
     meta[END] = used
-    return Rows(off, caps.copy(), np.zeros(n_rows, dtype=np.int64),
-                np.full(size, -1, dtype=KEY_DTYPE), np.zeros(size), meta)
+    return Rows(
+        off,
+        caps.copy(),
+        np.zeros(n_rows, dtype=np.int64),
+        np.full(size, -1, dtype=KEY_DTYPE),
+        np.zeros(size),
+        meta,
+    )
 
 
 def grow(R):
@@ -271,8 +278,8 @@ def grow(R):
     size = max(2 * keys.shape[0], int(meta[END] + meta[ASKED]) + 1024)
     k2 = np.full(size, -1, dtype=KEY_DTYPE)
     v2 = np.zeros(size)
-    k2[:keys.shape[0]] = keys
-    v2[:vals.shape[0]] = vals
+    k2[: keys.shape[0]] = keys
+    v2[: vals.shape[0]] = vals
     meta2 = np.zeros(2, dtype=np.int64)
     meta2[END] = meta[END]
     return R._replace(keys=k2, vals=v2, meta=meta2)
@@ -281,6 +288,6 @@ def grow(R):
 def row_dict(R, i):
     """Row ``i`` as a Python dict (for tests and inspection)."""
     o, c = int(R.off[i]), int(R.cap[i])
-    k = R.keys[o:o + c]
+    k = R.keys[o : o + c]
     sel = k >= 0
-    return dict(zip(k[sel].tolist(), R.vals[o:o + c][sel].tolist()))
+    return dict(zip(k[sel].tolist(), R.vals[o : o + c][sel].tolist()))

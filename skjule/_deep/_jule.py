@@ -30,16 +30,11 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._checkpoint import Checkpointer, module_digest, random_state_digest
-from ._graph import knn_vote
-from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
-from ._merge import MergeEngine
-from ._nclusters import choose_n_clusters
-from ._networks import build_cnn, build_mlp, resolve_device, wrap_backbone
-from ._persistence import NetworkPickleMixin
-from ._progress import progress_bar
-from ._training import Trainer, embed
-from ._validation import (
+from .._engine._graph import knn_vote
+from .._engine._merge import MergeEngine
+from .._engine._nclusters import choose_n_clusters
+from .._progress import progress_bar
+from .._validation import (
     check_features,
     check_finite_training,
     check_n_clusters,
@@ -49,6 +44,11 @@ from ._validation import (
     resolve_n_neighbors,
     warn_if_few_distinct,
 )
+from ._checkpoint import Checkpointer, module_digest, random_state_digest
+from ._inputs import input_scaling, network_input, new_network_input, resolve_image_shape
+from ._networks import build_cnn, build_mlp, resolve_device, wrap_backbone
+from ._persistence import NetworkPickleMixin
+from ._training import Trainer, embed
 
 __all__ = ["JULEClustering", "JULETransformer"]
 
@@ -73,7 +73,9 @@ class _Run:
     # scaling, Xt, model, generator, trainer, engine, feats, n_initial, eta
 
 
-class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _JULEBase(
+    NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Shared fit logic of JULEClustering and JULETransformer."""
 
     _parameter_constraints: dict = {
@@ -186,9 +188,13 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     # ------------------------------------------------------------------ pieces
     def _engine(self, n_neighbors, rng):
         return MergeEngine(
-            n_neighbors=n_neighbors, a=self.a,
-            n_cluster_neighbors=self.n_cluster_neighbors, lam=self.lam,
-            knn_method=self.knn_method, random_state=rng, n_jobs=self.n_jobs,
+            n_neighbors=n_neighbors,
+            a=self.a,
+            n_cluster_neighbors=self.n_cluster_neighbors,
+            lam=self.lam,
+            knn_method=self.knn_method,
+            random_state=rng,
+            n_jobs=self.n_jobs,
             verbose=self.verbose > 1,
         )
 
@@ -196,8 +202,13 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if self.backbone is not None:
-                return wrap_backbone(self.backbone, image_shape, n_features,
-                                     self.embedding_dim, freeze=self.freeze_backbone)
+                return wrap_backbone(
+                    self.backbone,
+                    image_shape,
+                    n_features,
+                    self.embedding_dim,
+                    freeze=self.freeze_backbone,
+                )
             if image_shape is None:
                 return build_mlp(n_features, self.embedding_dim)
             return build_cnn(image_shape, self.embedding_dim)
@@ -206,8 +217,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         n_neg = self.n_negatives
         if n_neg is None:
             n_neg = self.n_cluster_neighbors if self.negatives == "nearest" else 20
-        common = dict(gamma=self.gamma, n_negatives=n_neg, negatives=self.negatives,
-                      generator=generator)
+        common = dict(
+            gamma=self.gamma, n_negatives=n_neg, negatives=self.negatives, generator=generator
+        )
         if self.loss == "weighted":
             return dict(a=self.a, lam=self.lam, **common)
         return dict(margin=self.margin, **common)
@@ -244,8 +256,9 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         n = X.shape[0]
         check_threshold_params(self.n_clusters, self.distance_threshold)
         if self.distance_threshold is not None and not self.recluster:
-            raise ValueError("distance_threshold cuts the final re-clustering: it needs "
-                             "recluster=True.")
+            raise ValueError(
+                "distance_threshold cuts the final re-clustering: it needs recluster=True."
+            )
         run = _Run(n=n, sample_shape=tuple(sample_shape))
         run.unknown_k = self.n_clusters is None
         k = None if run.unknown_k else check_n_clusters(self.n_clusters, n)
@@ -261,23 +274,35 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             # final K. Choosing again on the learned embedding measured worse
             # (docs/unknown_k.rst).
             run.raw_choice = choose_n_clusters(
-                lambda m: self._engine(m, rng), run.raw, self.n_neighbors, rng=rng,
-                on_sphere=self.normalize)
+                lambda m: self._engine(m, rng),
+                run.raw,
+                self.n_neighbors,
+                rng=rng,
+                on_sphere=self.normalize,
+            )
             k = min(max(2, run.raw_choice.n_clusters), n)
         run.k = k
         run.ks = min(resolve_n_neighbors(self.n_neighbors, n, k), n - 1)
         run.scaling = input_scaling(X)
         run.Xt = network_input(X, run.image_shape, *run.scaling)
-        run.model = self._build_network(run.image_shape, X.shape[1],
-                                        int(rng.randint(2**31 - 1))).to(run.device)
+        run.model = self._build_network(
+            run.image_shape, X.shape[1], int(rng.randint(2**31 - 1))
+        ).to(run.device)
         run.generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-        run.trainer = Trainer(run.model, run.device, learning_rate=self.learning_rate,
-                              momentum=self.momentum, weight_decay=self.weight_decay,
-                              lr_gamma=self.lr_gamma, lr_power=self.lr_power)
+        run.trainer = Trainer(
+            run.model,
+            run.device,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            lr_gamma=self.lr_gamma,
+            lr_power=self.lr_power,
+        )
         if self.checkpoint_dir is not None:
             # the fit is identified by its data, parameters, seed and starting network
-            run.ckpt = Checkpointer(self.checkpoint_dir, self, X,
-                                    extra=seed_digest + module_digest(run.model))
+            run.ckpt = Checkpointer(
+                self.checkpoint_dir, self, X, extra=seed_digest + module_digest(run.model)
+            )
         return run
 
     def _start_or_resume(self, run):
@@ -303,38 +328,59 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         """One period: train on the current labels, re-embed, merge, checkpoint."""
         engine, k = run.engine, run.k
         n_start = engine.n_clusters_
-        epoch_bar = progress_bar(total=self.epochs_per_period,
-                                 desc=f"period {run.period} ({n_start} clusters): epochs",
-                                 enabled=self.verbose > 0)
+        epoch_bar = progress_bar(
+            total=self.epochs_per_period,
+            desc=f"period {run.period} ({n_start} clusters): epochs",
+            enabled=self.verbose > 0,
+        )
         stats = run.trainer.train(
-            run.Xt, engine.labels_, epochs=self.epochs_per_period,
-            batch_size=self.batch_size, loss=self.loss,
-            sampling=self.batch_sampling, rng=run.rng,
-            loss_kwargs=self._loss_kwargs(run.generator), bar=epoch_bar,
+            run.Xt,
+            engine.labels_,
+            epochs=self.epochs_per_period,
+            batch_size=self.batch_size,
+            loss=self.loss,
+            sampling=self.batch_sampling,
+            rng=run.rng,
+            loss_kwargs=self._loss_kwargs(run.generator),
+            bar=epoch_bar,
         )
         epoch_bar.close()
         t0 = time.perf_counter()
-        run.feats = check_finite_training(embed(run.model, run.Xt, run.device),
-                                          self.learning_rate)
+        run.feats = check_finite_training(embed(run.model, run.Xt, run.device), self.learning_rate)
         engine.rebuild(run.feats)
         target = max(k, n_start - math.ceil(run.eta * n_start))
         engine.merge_until(
-            target, n_final=k,
+            target,
+            n_final=k,
             small_cluster_fraction=self.small_cluster_fraction if target == k else None,
         )
         stats["merge_seconds"] = time.perf_counter() - t0
-        run.history.append(dict(period=run.period, n_clusters_start=n_start,
-                                n_clusters_end=engine.n_clusters_,
-                                epochs=self.epochs_per_period, **stats))
+        run.history.append(
+            dict(
+                period=run.period,
+                n_clusters_start=n_start,
+                n_clusters_end=engine.n_clusters_,
+                epochs=self.epochs_per_period,
+                **stats,
+            )
+        )
         run.period += 1
         run.done = engine.n_clusters_ <= k
         if run.ckpt is not None:
-            run.ckpt.save(dict(
-                model=run.model.state_dict(), optimizer=run.trainer.optimizer.state_dict(),
-                iteration=run.trainer.iteration, rng=run.rng.get_state(),
-                generator=run.generator.get_state(), engine=engine.state_dict(),
-                features=run.feats, history=run.history, period=run.period, done=run.done,
-            ))
+            run.ckpt.save(
+                dict(
+                    model=run.model.state_dict(),
+                    optimizer=run.trainer.optimizer.state_dict(),
+                    iteration=run.trainer.iteration,
+                    rng=run.rng.get_state(),
+                    generator=run.generator.get_state(),
+                    engine=engine.state_dict(),
+                    features=run.feats,
+                    history=run.history,
+                    period=run.period,
+                    done=run.done,
+                )
+            )
         return stats
 
     def _recluster(self, run):
@@ -345,8 +391,11 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         choice, n_final_merges, k = None, None, run.k
         if run.unknown_k and self.distance_threshold is not None:
             choice = choose_n_clusters(
-                lambda m: self._engine(m, run.rng), run.feats, self.n_neighbors,
-                distance_threshold=self.distance_threshold, rng=run.rng,
+                lambda m: self._engine(m, run.rng),
+                run.feats,
+                self.n_neighbors,
+                distance_threshold=self.distance_threshold,
+                rng=run.rng,
             )
         elif run.unknown_k:
             k = run.raw_choice.n_clusters
@@ -354,13 +403,20 @@ class _JULEBase(NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, Transformer
             final, n_final_merges = choice.engine, choice.cut
         else:
             final = self._engine(run.ks, run.rng)
-            final.start(run.feats, graph=None if choice is None else choice.engine.graph_,
-                        min_clusters=k)
+            final.start(
+                run.feats, graph=None if choice is None else choice.engine.graph_, min_clusters=k
+            )
             final.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
         n_final_merges = final.n_merged_ if n_final_merges is None else n_final_merges
-        run.history.append(dict(period="RC", n_clusters_start=final.n_initial_clusters_,
-                                n_clusters_end=run.n - n_final_merges, epochs=0,
-                                merge_seconds=time.perf_counter() - t0))
+        run.history.append(
+            dict(
+                period="RC",
+                n_clusters_start=final.n_initial_clusters_,
+                n_clusters_end=run.n - n_final_merges,
+                epochs=0,
+                merge_seconds=time.perf_counter() - t0,
+            )
+        )
         return final, n_final_merges, choice
 
     def _store_fitted(self, run, final, n_final_merges, choice):
@@ -655,8 +711,9 @@ class JULEClustering(ClusterMixin, _JULEBase):
         labels : ndarray of shape (n_samples,)
         """
         Z = self._embed_new(X)
-        return knn_vote(Z, self.embedding_, self.labels_, self.n_clusters_,
-                     self.n_neighbors_, self.sigma2_)
+        return knn_vote(
+            Z, self.embedding_, self.labels_, self.n_clusters_, self.n_neighbors_, self.sigma2_
+        )
 
     def fit_predict(self, X, y=None):
         """Fit and return ``labels_``.

@@ -7,11 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import knn_vote, relabel_first_appearance
-from ._locality import inverse_permutation, locality_order
-from ._merge import MergeEngine
-from ._nclusters import choose_n_clusters
-from ._validation import (
+from .._validation import (
     check_features,
     check_n_clusters,
     check_threshold_params,
@@ -20,6 +16,10 @@ from ._validation import (
     resolve_n_neighbors,
     warn_if_few_distinct,
 )
+from ._graph import knn_vote, relabel_first_appearance
+from ._locality import inverse_permutation, locality_order
+from ._merge import MergeEngine
+from ._nclusters import choose_n_clusters
 
 __all__ = ["GDLClustering"]
 
@@ -276,15 +276,19 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         warn_if_few_distinct(X, k)
         X_given, order = X, None
         if self.sample_order == "locality" or (
-                self.sample_order == "auto" and n >= _LOCALITY_MIN_SAMPLES):
+            self.sample_order == "auto" and n >= _LOCALITY_MIN_SAMPLES
+        ):
             order = locality_order(X, check_random_state(self.random_state))
             X = X[order]
         choice = None
         if k is None:
             choice = choose_n_clusters(
-                self._engine, X, self.n_neighbors,
+                self._engine,
+                X,
+                self.n_neighbors,
                 distance_threshold=self.distance_threshold,
-                rng=check_random_state(self.random_state), on_sphere=self.normalize,
+                rng=check_random_state(self.random_state),
+                on_sphere=self.normalize,
             )
             k = choice.n_clusters
             ks = choice.n_neighbors
@@ -294,8 +298,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
             engine = choice.engine  # the threshold cut of the full hierarchy
         else:
             engine = self._engine(ks)
-            engine.start(X, graph=None if choice is None else choice.engine.graph_,
-                         min_clusters=k)
+            engine.start(X, graph=None if choice is None else choice.engine.graph_, min_clusters=k)
             engine.merge_until(k, small_cluster_fraction=self.small_cluster_fraction)
         self._store(engine, n_merges=None if choice is None else choice.cut)
         if order is not None:
@@ -310,8 +313,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     def _restore_order(self, order):
         """Map ``labels_`` and the leaves of ``children_`` from the fit's sample
         order (``X[order]``) back to the given one."""
-        self.labels_ = relabel_first_appearance(
-            self.labels_[inverse_permutation(order)])
+        self.labels_ = relabel_first_appearance(self.labels_[inverse_permutation(order)])
         leaf = self.children_ < self.n_leaves_
         self.children_[leaf] = order[self.children_[leaf]]
 
@@ -335,8 +337,9 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         X, _ = check_features(self, X, reset=False, min_samples=1)
         if self.normalize:
             X = l2_normalize(X)
-        return knn_vote(X, self._fit_X, self.labels_, self.n_clusters_,
-                        self.n_neighbors_, self.sigma2_)
+        return knn_vote(
+            X, self._fit_X, self.labels_, self.n_clusters_, self.n_neighbors_, self.sigma2_
+        )
 
     def _engine(self, n_neighbors):
         return MergeEngine(

@@ -33,13 +33,13 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .._engine._gdl import GDLClustering
+from .._progress import progress_bar
+from .._validation import check_features, check_n_clusters, fit_guard, warn_if_few_distinct
 from ._autoencoder import AutoencoderTransformer, reconstruction_error
 from ._checkpoint import Checkpointer, module_digest, random_state_digest
-from ._gdl import GDLClustering
 from ._inputs import new_network_input, resolve_image_shape
 from ._networks import resolve_device
-from ._progress import progress_bar
-from ._validation import check_features, check_n_clusters, fit_guard, warn_if_few_distinct
 
 __all__ = ["DeepGMMClustering", "GMMLayer", "separability"]
 
@@ -114,8 +114,11 @@ class _Run:
 def _resumed_models(estimator, state):
     """The pretrained autoencoder and starting mixture saved in a checkpoint."""
     ae = estimator.autoencoder
-    ae = (AutoencoderTransformer(image_shape=estimator.image_shape, device=estimator.device)
-          if ae is None else clone(ae))
+    ae = (
+        AutoencoderTransformer(image_shape=estimator.image_shape, device=estimator.device)
+        if ae is None
+        else clone(ae)
+    )
     ae._load_fitted_state(state["autoencoder"], resolve_device(ae.device))
     gmm = GaussianMixture()
     for key, value in state["gmm"].items():
@@ -161,8 +164,7 @@ def _agreement_stalled(history, patience=2):
     agreement with the partition (the share of samples whose most probable
     component is their own) above its best before them."""
     agreement = [h["agreement"] for h in history if h["stage"] == "pseudo-label"]
-    return (len(agreement) > patience
-            and max(agreement[-patience:]) <= max(agreement[:-patience]))
+    return len(agreement) > patience and max(agreement[-patience:]) <= max(agreement[:-patience])
 
 
 def _first_appearance_order(labels, k):
@@ -386,15 +388,33 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, n_clusters=10, *, eta=0.001, n_neighbor_components=None, autoencoder=None,
-                 epochs=20, pseudo_label_epochs=0, pseudo_label_patience=None,
-                 batch_size=256, learning_rate=0.01,
-                 encoder_learning_rate=1e-4,
-                 momentum=0.9, lr_step=10,
-                 lr_decay=0.1, reconstruction_weight=1.0, init="em", gmm_n_init=5,
-                 reg_covar=1e-6,
-                 image_shape=None, device="auto", random_state=None, verbose=0,
-                 checkpoint_dir=None, max_grad_norm=10.0):
+    def __init__(
+        self,
+        n_clusters=10,
+        *,
+        eta=0.001,
+        n_neighbor_components=None,
+        autoencoder=None,
+        epochs=20,
+        pseudo_label_epochs=0,
+        pseudo_label_patience=None,
+        batch_size=256,
+        learning_rate=0.01,
+        encoder_learning_rate=1e-4,
+        momentum=0.9,
+        lr_step=10,
+        lr_decay=0.1,
+        reconstruction_weight=1.0,
+        init="em",
+        gmm_n_init=5,
+        reg_covar=1e-6,
+        image_shape=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        checkpoint_dir=None,
+        max_grad_norm=10.0,
+    ):
         self.n_clusters = n_clusters
         self.eta = eta
         self.n_neighbor_components = n_neighbor_components
@@ -423,12 +443,19 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def _pretrained(self, X_raw, seed):
         sample_shape = X_raw.shape[1:]
         # this estimator's image_shape, checked against X (None: not given)
-        given = (None if self.image_shape is None
-                 else resolve_image_shape(sample_shape, self.image_shape))
+        given = (
+            None
+            if self.image_shape is None
+            else resolve_image_shape(sample_shape, self.image_shape)
+        )
         ae = self.autoencoder
         if ae is None:
-            ae = AutoencoderTransformer(image_shape=self.image_shape, device=self.device,
-                                        random_state=seed, verbose=self.verbose)
+            ae = AutoencoderTransformer(
+                image_shape=self.image_shape,
+                device=self.device,
+                random_state=seed,
+                verbose=self.verbose,
+            )
         elif hasattr(ae, "network_"):  # fitted: start from it, never modify it
             if getattr(ae, "n_features_in_", None) != self.n_features_in_:
                 raise ValueError(
@@ -436,8 +463,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"sample; X has {self.n_features_in_}."
                 )
             if given is not None:
-                own = resolve_image_shape(ae.sample_shape_, ae.image_shape,
-                                          name="autoencoder.image_shape")
+                own = resolve_image_shape(
+                    ae.sample_shape_, ae.image_shape, name="autoencoder.image_shape"
+                )
                 self._check_same_image_shape(given, own, "was fitted on")
             ae = copy.deepcopy(ae)
             self._adopt_feature_names(ae)
@@ -450,8 +478,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 if getattr(ae, "image_shape", None) is None:
                     ae.set_params(image_shape=self.image_shape)  # as for the default one
                 else:
-                    own = resolve_image_shape(sample_shape, ae.image_shape,
-                                              name="autoencoder.image_shape")
+                    own = resolve_image_shape(
+                        sample_shape, ae.image_shape, name="autoencoder.image_shape"
+                    )
                     self._check_same_image_shape(given, own, "is set to")
         return ae.fit(X_raw)
 
@@ -461,8 +490,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"image_shape={self.image_shape!r} (images of {given[0]}x{given[1]}x"
                 f"{given[2]}) conflicts with the autoencoder, which {verb} "
-                + ("flat vectors (image_shape=None)" if own is None else
-                   f"images of {own[0]}x{own[1]}x{own[2]}")
+                + (
+                    "flat vectors (image_shape=None)"
+                    if own is None
+                    else f"images of {own[0]}x{own[1]}x{own[2]}"
+                )
                 + ". Give the image shape in one place: leave DeepGMMClustering's "
                 "image_shape as None, or make the autoencoder's match it."
             )
@@ -478,7 +510,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if mine is None:
             warnings.warn(
                 "X does not have valid feature names, but the fitted autoencoder was "
-                "fitted with feature names", UserWarning, stacklevel=4)
+                "fitted with feature names",
+                UserWarning,
+                stacklevel=4,
+            )
         elif len(mine) != len(theirs) or np.any(mine != theirs):
             raise ValueError(
                 "The feature names of X differ from those the fitted autoencoder was "
@@ -507,9 +542,12 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         run = self._set_up(X)
         self._pretrain_or_resume(run)
         self._joint_set_up(run)
-        bar = progress_bar(total=self.pseudo_label_epochs + self.epochs,
-                           desc="deep GMM epochs", enabled=self.verbose > 0,
-                           initial=len(run.history))
+        bar = progress_bar(
+            total=self.pseudo_label_epochs + self.epochs,
+            desc="deep GMM epochs",
+            enabled=self.verbose > 0,
+            initial=len(run.history),
+        )
         while self._epoch(run, bar):
             bar.update(1)
             bar.set_postfix(loglik=f"{run.history[-1]['log_likelihood']:.3f}")
@@ -530,11 +568,12 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             ae_param = self.autoencoder
             extra = random_state_digest(run.rng) + (
                 module_digest(ae_param.network_)
-                if ae_param is not None and hasattr(ae_param, "network_") else b"")
+                if ae_param is not None and hasattr(ae_param, "network_")
+                else b""
+            )
             run.ckpt = Checkpointer(self.checkpoint_dir, self, X2, extra=extra)
         run.state = run.ckpt.load("cpu") if run.ckpt is not None else None
-        run.n_nb = (run.k // 2 if self.n_neighbor_components is None
-                    else self.n_neighbor_components)
+        run.n_nb = run.k // 2 if self.n_neighbor_components is None else self.n_neighbor_components
         return run
 
     def _pretrain_or_resume(self, run):
@@ -544,7 +583,8 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             run.ae = self._pretrained(run.X_raw, int(run.rng.randint(2**31 - 1)))
             codes0 = run.ae.transform(run.X_raw).astype(np.float64)
             run.gmm, run.labels_init = self._initial_mixture(
-                codes0, run.k, int(run.rng.randint(2**31 - 1)))
+                codes0, run.k, int(run.rng.randint(2**31 - 1))
+            )
         else:
             run.ae, run.gmm = _resumed_models(self, run.state)
             run.labels_init = run.state["labels_init"]
@@ -557,10 +597,14 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         run.Xt = new_network_input(ae, run.X_raw)
         run.layer = GMMLayer(gmm.means_, gmm.covariances_, gmm.weights_).to(run.device)
         run.params = list(run.net.parameters()) + list(run.layer.parameters())
-        run.opt = torch.optim.SGD([
-            dict(params=list(run.net.parameters()), base_lr=self.encoder_learning_rate),
-            dict(params=list(run.layer.parameters()), base_lr=self.learning_rate),
-        ], lr=self.learning_rate, momentum=self.momentum)
+        run.opt = torch.optim.SGD(
+            [
+                dict(params=list(run.net.parameters()), base_lr=self.encoder_learning_rate),
+                dict(params=list(run.layer.parameters()), base_lr=self.learning_rate),
+            ],
+            lr=self.learning_rate,
+            momentum=self.momentum,
+        )
         if state is not None and state["epoch"] > 0:
             run.net.load_state_dict(state["network"])
             run.layer.load_state_dict(state["layer"])
@@ -574,12 +618,19 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _save(self, run):
         if run.ckpt is not None:
-            run.ckpt.save(dict(
-                autoencoder=run.ae._fitted_state(), gmm=vars(run.gmm),
-                labels_init=run.labels_init, rng=run.rng.get_state(),
-                epoch=len(run.history), history=run.history,
-                network=run.net.state_dict(), layer=run.layer.state_dict(),
-                optimizer=run.opt.state_dict()))
+            run.ckpt.save(
+                dict(
+                    autoencoder=run.ae._fitted_state(),
+                    gmm=vars(run.gmm),
+                    labels_init=run.labels_init,
+                    rng=run.rng.get_state(),
+                    epoch=len(run.history),
+                    history=run.history,
+                    network=run.net.state_dict(),
+                    layer=run.layer.state_dict(),
+                    optimizer=run.opt.state_dict(),
+                )
+            )
 
     def _epoch(self, run, bar):
         """One epoch of the pseudo-label or the joint stage; False when done."""
@@ -587,9 +638,14 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         # The stage follows from the history alone, so a resumed fit continues alike.
         n_pseudo = _n_pseudo_label_epochs(history)
         n_joint = len(history) - n_pseudo
-        pseudo = (n_joint == 0 and n_pseudo < self.pseudo_label_epochs
-                  and not (self.pseudo_label_patience is not None
-                           and _agreement_stalled(history, self.pseudo_label_patience)))
+        pseudo = (
+            n_joint == 0
+            and n_pseudo < self.pseudo_label_epochs
+            and not (
+                self.pseudo_label_patience is not None
+                and _agreement_stalled(history, self.pseudo_label_patience)
+            )
+        )
         if not pseudo and n_joint >= self.epochs:
             return False
         if not pseudo and n_joint == 0:  # the pseudo-label stage ended early
@@ -613,15 +669,22 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             )
         layer = run.layer
         with torch.no_grad():
-            history.append(dict(
-                epoch=len(history), stage="pseudo-label" if pseudo else "joint",
-                agreement=n_agree / n if pseudo else float("nan"),
-                log_likelihood=sums[0], separability=sums[1],
-                reconstruction=sums[2], objective=sums[0] + self.eta * sums[1],
-                learning_rate=lr, min_variance=float(layer.variances.min()),
-                max_variance=float(layer.variances.max()), code_std=sums[3],
-                weight_sum=float(layer.weights.sum()),
-            ))
+            history.append(
+                dict(
+                    epoch=len(history),
+                    stage="pseudo-label" if pseudo else "joint",
+                    agreement=n_agree / n if pseudo else float("nan"),
+                    log_likelihood=sums[0],
+                    separability=sums[1],
+                    reconstruction=sums[2],
+                    objective=sums[0] + self.eta * sums[1],
+                    learning_rate=lr,
+                    min_variance=float(layer.variances.min()),
+                    max_variance=float(layer.variances.max()),
+                    code_std=sums[3],
+                    weight_sum=float(layer.weights.sum()),
+                )
+            )
         self._save(run)
         return True
 
@@ -634,7 +697,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_agree = 0
         perm = run.rng.permutation(n)
         for start in range(0, n, self.batch_size):
-            idx = torch.from_numpy(perm[start:start + self.batch_size])
+            idx = torch.from_numpy(perm[start : start + self.batch_size])
             if idx.numel() < 2:
                 continue
             xb = run.Xt.index_select(0, idx).to(device)
@@ -655,8 +718,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 torch.nn.utils.clip_grad_norm_(run.params, self.max_grad_norm)
             run.opt.step()
             sums += idx.numel() * np.array(
-                [float(loglik.detach()), float(sep.detach()), float(rec.detach()),
-                 float(code.detach().std(0).mean())])
+                [
+                    float(loglik.detach()),
+                    float(sep.detach()),
+                    float(rec.detach()),
+                    float(code.detach().std(0).mean()),
+                ]
+            )
         return sums / max(n, 1), n_agree
 
     def _store_fitted(self, run):
@@ -672,8 +740,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             means = layer.means.detach().to("cpu", torch.float64).numpy()
             variances = torch.exp(2 * layer.log_std.detach().to("cpu", torch.float64)).numpy()
             weights = torch.softmax(layer.logits.detach().to("cpu", torch.float64), 0).numpy()
-        component = self._posterior(ae.transform(run.X_raw), means, variances,
-                                    weights)[1].argmax(axis=1)
+        component = self._posterior(ae.transform(run.X_raw), means, variances, weights)[1].argmax(
+            axis=1
+        )
         order = _first_appearance_order(component, k)
         means, variances, weights = means[order], variances[order], weights[order]
         rank = np.empty(k, dtype=np.int64)
@@ -693,8 +762,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """The starting mixture and the partition it was made from."""
         reg = max(self.reg_covar, 1e-6)
         if self.init == "em":
-            gmm = GaussianMixture(k, covariance_type="diag", n_init=self.gmm_n_init,
-                                  reg_covar=reg, random_state=seed).fit(codes)
+            gmm = GaussianMixture(
+                k, covariance_type="diag", n_init=self.gmm_n_init, reg_covar=reg, random_state=seed
+            ).fit(codes)
             return gmm, gmm.predict(codes)
         labels = GDLClustering(k, random_state=seed).fit_predict(codes)
         return mixture_from_partition(codes, labels, k, reg), labels
@@ -713,8 +783,9 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             means, variances, weights = self.means_, self.covariances_, self.weights_
         y = torch.as_tensor(np.asarray(codes, dtype=np.float64))
         log_std = 0.5 * torch.log(torch.as_tensor(variances) + self.reg_covar)
-        jl = _joint_log_prob(y, torch.as_tensor(means), log_std,
-                             torch.log(torch.as_tensor(weights)))
+        jl = _joint_log_prob(
+            y, torch.as_tensor(means), log_std, torch.log(torch.as_tensor(weights))
+        )
         log_p = torch.logsumexp(jl, dim=1)
         return log_p.numpy(), torch.exp(jl - log_p[:, None]).numpy()
 

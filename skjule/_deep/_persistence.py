@@ -18,8 +18,9 @@ class NetworkPickleMixin:
     def __getstate__(self):
         state = super().__getstate__()
         net = state.get("network_")
-        if net is not None and any(t.device.type != "cpu"
-                                   for t in list(net.parameters()) + list(net.buffers())):
+        if net is not None and any(
+            t.device.type != "cpu" for t in list(net.parameters()) + list(net.buffers())
+        ):
             state = dict(state, network_=copy.deepcopy(net).to("cpu"))
         return state
 

@@ -5,10 +5,15 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_features
+from .._validation import check_features
 
-__all__ = ["check_image_shape", "input_scaling", "network_input", "new_network_input",
-           "resolve_image_shape"]
+__all__ = [
+    "check_image_shape",
+    "input_scaling",
+    "network_input",
+    "new_network_input",
+    "resolve_image_shape",
+]
 
 
 def check_image_shape(image_shape, name="image_shape"):
@@ -25,8 +30,7 @@ def check_image_shape(image_shape, name="image_shape"):
         values = tuple(image_shape)
     except TypeError:
         raise ValueError(
-            f"{name} must be (height, width) or (height, width, channels); got "
-            f"{image_shape!r}."
+            f"{name} must be (height, width) or (height, width, channels); got {image_shape!r}."
         ) from None
     if len(values) not in (2, 3):
         raise ValueError(
@@ -40,9 +44,7 @@ def check_image_shape(image_shape, name="image_shape"):
                 f"is a {type(v).__name__}. Pass ints, e.g. {name}=(28, 28)."
             )
         if v < 1:
-            raise ValueError(
-                f"{name} must hold positive integers; got {image_shape!r}."
-            )
+            raise ValueError(f"{name} must hold positive integers; got {image_shape!r}.")
     return tuple(int(v) for v in values)
 
 

@@ -14,8 +14,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["conv_plan", "build_cnn", "build_mlp", "Embedder", "FrozenModule", "resolve_device",
-           "wrap_backbone"]
+__all__ = [
+    "conv_plan",
+    "build_cnn",
+    "build_mlp",
+    "Embedder",
+    "FrozenModule",
+    "resolve_device",
+    "wrap_backbone",
+]
 
 _TARGET = 10
 
@@ -73,8 +80,11 @@ def build_cnn(image_shape, embedding_dim=160, channels=50):
     layers = []
     in_ch = c
     for pad, pool in plan:
-        layers += [nn.Conv2d(in_ch, channels, 5, padding=pad), nn.BatchNorm2d(channels),
-                   nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(in_ch, channels, 5, padding=pad),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
         if pool:
             layers.append(nn.MaxPool2d(2))
         in_ch = channels
@@ -85,8 +95,9 @@ def build_cnn(image_shape, embedding_dim=160, channels=50):
 
 def build_mlp(n_features, embedding_dim=160, hidden=512):
     """An MLP backbone for plain feature vectors: d -> 512 -> BN -> ReLU -> 160 -> L2."""
-    body = nn.Sequential(nn.Linear(n_features, hidden), nn.BatchNorm1d(hidden),
-                         nn.ReLU(inplace=True))
+    body = nn.Sequential(
+        nn.Linear(n_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
+    )
     model = Embedder(body, hidden, embedding_dim)
     _init_gaussian(model)
     return model
@@ -124,8 +135,9 @@ def wrap_backbone(backbone, image_shape, n_features, embedding_dim, freeze=False
     ``(batch, d)`` and finds ``d``. With ``freeze``, the backbone is wrapped
     in :class:`FrozenModule`: only the head trains.
     """
-    in_shape = (n_features,) if image_shape is None else \
-        (image_shape[2], image_shape[0], image_shape[1])
+    in_shape = (
+        (n_features,) if image_shape is None else (image_shape[2], image_shape[0], image_shape[1])
+    )
     if isinstance(backbone, nn.Module):
         body = copy.deepcopy(backbone)
     else:
@@ -142,7 +154,8 @@ def wrap_backbone(backbone, image_shape, n_features, embedding_dim, freeze=False
             out = body(torch.zeros((2, *in_shape)))
     except Exception as exc:
         raise ValueError(
-            f"The backbone failed on a batch of inputs of shape (2, {', '.join(map(str, in_shape))}): "
+            "The backbone failed on a batch of inputs of shape "
+            f"(2, {', '.join(map(str, in_shape))}): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     finally:

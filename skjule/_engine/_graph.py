@@ -60,9 +60,7 @@ class KNNGraph:
         """W as a ``scipy.sparse.csr_array`` of shape (n_samples, n_samples)."""
         n, k = self.indices.shape
         indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-        return sparse.csr_array(
-            (self.weights.ravel(), self.indices.ravel(), indptr), shape=(n, n)
-        )
+        return sparse.csr_array((self.weights.ravel(), self.indices.ravel(), indptr), shape=(n, n))
 
 
 def _drop_self(cand, cand_d, k):
@@ -153,8 +151,7 @@ def _resolve_method(method, n, d):
     return method
 
 
-def knn_search(X, n_neighbors, *, method="auto", random_state=None, n_jobs=None,
-               verbose=False):
+def knn_search(X, n_neighbors, *, method="auto", random_state=None, n_jobs=None, verbose=False):
     """Nearest neighbours of every row of ``X`` among the other rows.
 
     Parameters
@@ -184,9 +181,7 @@ def knn_search(X, n_neighbors, *, method="auto", random_state=None, n_jobs=None,
     X = np.ascontiguousarray(X)
     n, d = X.shape
     if not 1 <= n_neighbors < n:
-        raise ValueError(
-            f"n_neighbors={n_neighbors} must be in [1, n_samples - 1] = [1, {n - 1}]."
-        )
+        raise ValueError(f"n_neighbors={n_neighbors} must be in [1, n_samples - 1] = [1, {n - 1}].")
     method = _resolve_method(method, n, d)
     if method == "exact" or n_neighbors + 1 >= n:
         cand = _exact_knn(X, n_neighbors)
@@ -200,8 +195,9 @@ def knn_search(X, n_neighbors, *, method="auto", random_state=None, n_jobs=None,
     return _sort_rows(idx, dist)
 
 
-def knn_graph(X, n_neighbors=20, *, a=1.0, method="auto", random_state=None,
-              n_jobs=None, verbose=False):
+def knn_graph(
+    X, n_neighbors=20, *, a=1.0, method="auto", random_state=None, n_jobs=None, verbose=False
+):
     """Directed kNN graph of ``X`` with the weights of JULE eq. 4.
 
     ``W(i, j) = exp(-||x_i - x_j||^2 / sigma2)`` for the ``n_neighbors``
@@ -233,8 +229,7 @@ def knn_graph(X, n_neighbors=20, *, a=1.0, method="auto", random_state=None,
     if not np.isfinite(X).all():
         # NaN distances would make the merge loop spin: refuse them here,
         # whoever the caller is.
-        raise ValueError("A kNN graph needs finite features; X holds NaN or infinite "
-                         "values.")
+        raise ValueError("A kNN graph needs finite features; X holds NaN or infinite values.")
     k = min(int(n_neighbors), n - 1)
     indices, sqdist = knn_search(
         X, k, method=method, random_state=random_state, n_jobs=n_jobs, verbose=verbose
@@ -283,9 +278,7 @@ def initial_clusters(indices):
     """
     n = indices.shape[0]
     first = indices[:, 0]
-    adj = sparse.csr_array(
-        (np.ones(n, dtype=np.int8), (np.arange(n), first)), shape=(n, n)
-    )
+    adj = sparse.csr_array((np.ones(n, dtype=np.int8), (np.arange(n), first)), shape=(n, n))
     _, labels = connected_components(adj, directed=True, connection="weak")
     return relabel_first_appearance(labels)
 
@@ -332,6 +325,7 @@ def knn_vote(Z, ref, ref_labels, n_labels, n_neighbors, sigma2):
     # Guard against all-zero weights (far outliers): fall back to the nearest.
     w[:, 0] = np.maximum(w[:, 0], 1e-300)
     votes = np.zeros((Z.shape[0], n_labels))
-    np.add.at(votes, (np.repeat(np.arange(Z.shape[0]), idx.shape[1]), ref_labels[idx].ravel()),
-              w.ravel())
+    np.add.at(
+        votes, (np.repeat(np.arange(Z.shape[0]), idx.shape[1]), ref_labels[idx].ravel()), w.ravel()
+    )
     return votes.argmax(axis=1).astype(np.int64)

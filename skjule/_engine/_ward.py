@@ -68,4 +68,4 @@ def ward_merges(centroids, sizes, n_stop):
     # Costs never decrease from a merge to the merge that uses its result, so
     # a stable sort by cost is the greedy order with children before parents.
     merges.sort(key=lambda merge: merge[2])
-    return merges[:max(m - int(n_stop), 0)]
+    return merges[: max(m - int(n_stop), 0)]

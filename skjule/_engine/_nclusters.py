@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .._validation import l2_normalize, resolve_n_neighbors
 from ._merge import cut_hierarchy
 from ._merge_kernels import join_members
-from ._validation import l2_normalize, resolve_n_neighbors
 
 __all__ = ["modularity_curve", "choose_n_clusters", "threshold_cut"]
 
@@ -127,8 +127,11 @@ def modularity_curve(graph, children, n_samples):
     S = (A + A.T).tocsr()
     S.sort_indices()
     return _modularity_after_merges(
-        S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float64),
-        np.asarray(children, dtype=np.int64), int(n_samples),
+        S.indptr.astype(np.int64),
+        S.indices.astype(np.int64),
+        S.data.astype(np.float64),
+        np.asarray(children, dtype=np.int64),
+        int(n_samples),
     )
 
 
@@ -185,8 +188,15 @@ def cut_fraction(engine, n_clusters):
     return float(g.weights[labels[:, None] != labels[g.indices]].sum() / total)
 
 
-def structure_check(make_engine, X, n_neighbors, rng, n_samples=NULL_SAMPLES,
-                    on_sphere=False, n_subsets=NULL_SUBSETS):
+def structure_check(
+    make_engine,
+    X,
+    n_neighbors,
+    rng,
+    n_samples=NULL_SAMPLES,
+    on_sphere=False,
+    n_subsets=NULL_SUBSETS,
+):
     """How much less graph weight the data's best cut severs than a Gaussian's.
 
     The median of :func:`_structure_ratio` over ``n_subsets`` random subsets
@@ -194,8 +204,10 @@ def structure_check(make_engine, X, n_neighbors, rng, n_samples=NULL_SAMPLES,
     """
     if X.shape[0] <= n_samples:
         n_subsets = 1
-    ratios = [_structure_ratio(make_engine, X, n_neighbors, rng, n_samples, on_sphere)
-              for _ in range(n_subsets)]
+    ratios = [
+        _structure_ratio(make_engine, X, n_neighbors, rng, n_samples, on_sphere)
+        for _ in range(n_subsets)
+    ]
     return float(np.median(ratios))
 
 
@@ -250,8 +262,9 @@ def threshold_cut(engine, distance_threshold):
     return first + (int(stop[0]) if stop.size else losses.size)
 
 
-def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, rng,
-                      on_sphere=False):
+def choose_n_clusters(
+    make_engine, X, n_neighbors, *, distance_threshold=None, rng, on_sphere=False
+):
     """Pick the number of clusters of ``X`` from the engine's merge history.
 
     Parameters
@@ -299,7 +312,8 @@ def choose_n_clusters(make_engine, X, n_neighbors, *, distance_threshold=None, r
             "the same cut of a single Gaussian with the data's mean and covariance "
             f"severs (clusters need < {CUT_RATIO}). Returning one cluster; pass "
             "n_clusters (or distance_threshold) to split the data anyway.",
-            UserWarning, stacklevel=4,
+            UserWarning,
+            stacklevel=4,
         )
         k = 1
     return Choice(k, engine, ks, q_by_k, k_mod, ratio)

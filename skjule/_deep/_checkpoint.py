@@ -34,8 +34,14 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["Checkpointer", "fingerprint", "module_digest", "random_state_digest",
-           "to_plain", "from_plain"]
+__all__ = [
+    "Checkpointer",
+    "fingerprint",
+    "module_digest",
+    "random_state_digest",
+    "to_plain",
+    "from_plain",
+]
 
 _FORMAT = 2
 _NDARRAY = "__ndarray__"
@@ -69,8 +75,10 @@ def to_plain(obj):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_plain(v) for v in obj)
-    raise TypeError(f"{type(obj).__name__} cannot be stored in a checkpoint "
-                    "(only tensors, arrays and plain values)")
+    raise TypeError(
+        f"{type(obj).__name__} cannot be stored in a checkpoint "
+        "(only tensors, arrays and plain values)"
+    )
 
 
 def from_plain(obj):
@@ -105,8 +113,7 @@ def module_digest(module):
     for name, t in module.state_dict().items():
         h.update(name.encode())
         h.update(str(t.dtype).encode())
-        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-                 .tobytes())
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.digest()
 
 
@@ -118,8 +125,12 @@ def _param_token(value):
         return "RandomState"  # identified by random_state_digest
     if isinstance(value, BaseEstimator):
         inner = value.get_params(deep=False)
-        return type(value).__name__ + "(" + ",".join(
-            f"{k}={_param_token(inner[k])}" for k in sorted(inner)) + ")"
+        return (
+            type(value).__name__
+            + "("
+            + ",".join(f"{k}={_param_token(inner[k])}" for k in sorted(inner))
+            + ")"
+        )
     if isinstance(value, torch.nn.Module) or (callable(value) and not isinstance(value, type)):
         # identified by the network it builds (module_digest of the fit's network)
         return f"<{type(value).__module__}.{getattr(value, '__qualname__', type(value).__name__)}>"
@@ -130,8 +141,7 @@ def _param_token(value):
     return repr(value)
 
 
-def fingerprint(estimator, X, ignore=("verbose", "checkpoint_dir", "n_jobs", "device"),
-                extra=b""):
+def fingerprint(estimator, X, ignore=("verbose", "checkpoint_dir", "n_jobs", "device"), extra=b""):
     """Hex digest of ``X``, the estimator's result-relevant parameters and ``extra``.
 
     ``extra`` carries what parameters do not show: the random generator's
@@ -174,20 +184,24 @@ class Checkpointer:
         try:  # fail now, not after the first hour of training
             os.makedirs(self.directory, exist_ok=True)
         except OSError as exc:
-            raise ValueError(
-                f"checkpoint_dir={self.directory!r} cannot be created: {exc}"
-            ) from exc
+            raise ValueError(f"checkpoint_dir={self.directory!r} cannot be created: {exc}") from exc
         if not os.access(self.directory, os.W_OK):
             raise ValueError(f"checkpoint_dir={self.directory!r} is not writable.")
         if estimator.get_params(deep=False).get("random_state", 0) is None:
             warnings.warn(
                 "checkpoint_dir is set but random_state=None: every fit draws a new seed, "
                 "so a killed fit cannot be resumed. Pass an int random_state to make the "
-                "fit resumable.", UserWarning, stacklevel=3)
+                "fit resumable.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _ignore(self, why):
-        warnings.warn(f"Ignoring checkpoint {self.path}: {why}; starting the fit from the "
-                      "beginning.", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"Ignoring checkpoint {self.path}: {why}; starting the fit from the beginning.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def load(self, map_location):
         """The saved state (arrays as ndarrays), or None when there is none.
@@ -205,17 +219,22 @@ class Checkpointer:
             state = torch.load(self.path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
             # torch's message suggests weights_only=False: never show that advice
-            found = [line.strip() for line in str(exc).splitlines()
-                     if "Unsupported global" in line]
-            what = (f"it holds objects other than tensors and plain values ({found[0]})"
-                    if found else "it is unreadable or not a skjule checkpoint")
+            found = [line.strip() for line in str(exc).splitlines() if "Unsupported global" in line]
+            what = (
+                f"it holds objects other than tensors and plain values ({found[0]})"
+                if found
+                else "it is unreadable or not a skjule checkpoint"
+            )
             self._ignore(f"{what}; nothing in it was executed")
             return None
         except Exception as exc:  # a damaged file must not stop the fit
             self._ignore(f"it is unreadable ({type(exc).__name__}: {exc})")
             return None
-        if not isinstance(state, dict) or state.get("format") != _FORMAT \
-                or state.get("key") != self.key:
+        if (
+            not isinstance(state, dict)
+            or state.get("format") != _FORMAT
+            or state.get("key") != self.key
+        ):
             self._ignore("it was written by another version or for another fit")
             return None
         return from_plain(state["state"])

@@ -16,7 +16,7 @@ which is the GDL affinity ``1' W[a,b] W[b,a] 1 / |a|^2 + 1' W[b,a] W[a,b] 1 / |b
 ``S(b <- a)``; the key sets are kept symmetric (``b`` in row ``a`` iff ``a``
 in row ``b``). Only pairs with a positive affinity are stored, so memory is
 ``O(n * k)``. The rows are hash tables in one flat pool; ``S`` here is that
-pool, a :class:`skjule._rows.Rows`.
+pool, a :class:`skjule._engine._rows.Rows`.
 
 When ``b`` is merged into ``a`` (``c = a u b``)::
 
@@ -44,7 +44,7 @@ A segment tree gives the cluster of smallest loss in ``O(1)`` and updates in
 ``O(log n)``.
 
 The kernels take their state as named tuples of arrays (:class:`State` and
-its parts: :class:`~skjule._rows.Rows`, :class:`Partition`, :class:`Graph`,
+its parts: :class:`~skjule._engine._rows.Rows`, :class:`Partition`, :class:`Graph`,
 :class:`TopLists`, :class:`Criterion`, :class:`Work`), which numba compiles
 as plain tuples (an attribute is a tuple item). :func:`merge` runs its steps
 as kernels of their own, each called once per merge: :func:`_cross_terms`,
@@ -57,7 +57,7 @@ inside a loop costs more than the work (a hash lookup, a list entry), and
 numba's pruning of those counts fails across loops and several returns.
 So the kernels compiled with numba's runtime unpack their tuples once, at
 the top, never inside a loop, and call only row operations of
-:mod:`skjule._rows` simple enough for the pruning. The steps of
+:mod:`skjule._engine._rows` simple enough for the pruning. The steps of
 :func:`merge` (all but :func:`_make_room`, whose compaction allocates) never
 allocate and are compiled without the runtime (``_nrt=False``): they, and
 what they call, hold no reference counts at all, so their per-entry
@@ -88,13 +88,13 @@ _NO_NRT = dict(_NJIT, _nrt=False)
 
 # ----------------------------------------------------------------- the state
 class Graph(NamedTuple):
-    """The kNN graph as the kernels read it (from a :class:`skjule._graph.KNNGraph`)."""
+    """The kNN graph as the kernels read it (from a :class:`skjule._engine._graph.KNNGraph`)."""
 
     out_idx: np.ndarray  # (n, k) int64: out-neighbours of each sample
-    out_w: np.ndarray    # (n, k) float64: their weights W(x, .)
-    in_ptr: np.ndarray   # (n + 1,) int64: in-edges of x are in_idx[in_ptr[x]:in_ptr[x + 1]]
-    in_idx: np.ndarray   # in-neighbours (int64)
-    in_w: np.ndarray     # their weights W(., x)
+    out_w: np.ndarray  # (n, k) float64: their weights W(x, .)
+    in_ptr: np.ndarray  # (n + 1,) int64: in-edges of x are in_idx[in_ptr[x]:in_ptr[x + 1]]
+    in_idx: np.ndarray  # in-neighbours (int64)
+    in_w: np.ndarray  # their weights W(., x)
 
     @classmethod
     def of(cls, g):
@@ -105,10 +105,10 @@ class Partition(NamedTuple):
     """The clusters: per sample its slot, per slot its members as a linked list."""
 
     label: np.ndarray  # (n,) int64: slot of each sample
-    size: np.ndarray   # (n_slots,) int64: members of each slot (0 once merged away)
-    head: np.ndarray   # (n_slots,) int64: first member, -1 if none
-    tail: np.ndarray   # (n_slots,) int64: last member, -1 if none
-    nxt: np.ndarray    # (n,) int64: next member of the same cluster, -1 at the end
+    size: np.ndarray  # (n_slots,) int64: members of each slot (0 once merged away)
+    head: np.ndarray  # (n_slots,) int64: first member, -1 if none
+    tail: np.ndarray  # (n_slots,) int64: last member, -1 if none
+    nxt: np.ndarray  # (n,) int64: next member of the same cluster, -1 at the end
     alive: np.ndarray  # (n_slots,) bool
 
 
@@ -117,54 +117,63 @@ class TopLists(NamedTuple):
     (neighbour, affinity and its two terms ``A = u / |i|^2 + w``) and the
     bounds of the entries left out (``floor_idx = -1``: none left out)."""
 
-    idx: np.ndarray        # (n_slots, width) int64: neighbours, -1 past the end
-    val: np.ndarray        # (n_slots, width) float64: their affinities, descending
-    u: np.ndarray          # (n_slots, width): S[i][j]
-    w: np.ndarray          # (n_slots, width): S[j][i] / |j|^2
+    idx: np.ndarray  # (n_slots, width) int64: neighbours, -1 past the end
+    val: np.ndarray  # (n_slots, width) float64: their affinities, descending
+    u: np.ndarray  # (n_slots, width): S[i][j]
+    w: np.ndarray  # (n_slots, width): S[j][i] / |j|^2
     floor_idx: np.ndarray  # (n_slots,) int64: the best entry left out (0: a strict bound)
     floor_val: np.ndarray  # (n_slots,): its affinity, or a bound on it
-    floor_u: np.ndarray    # (n_slots,): the largest u left out
-    floor_w: np.ndarray    # (n_slots,): the largest w left out
+    floor_u: np.ndarray  # (n_slots,): the largest u left out
+    floor_w: np.ndarray  # (n_slots,): the largest w left out
 
 
 class Criterion(NamedTuple):
     """The parameters of the merges."""
 
-    kc: int      # Kc, neighbours in the eq. 7 loss
-    lam: float   # lambda of eq. 7
-    fast: bool   # drop the cross terms of the S update
+    kc: int  # Kc, neighbours in the eq. 7 loss
+    lam: float  # lambda of eq. 7
+    fast: bool  # drop the cross terms of the S update
 
 
 #: The work counters of :attr:`Work.count`, in order (``MergeEngine.work_counts``).
 WORK_COUNTERS = (
-    "merges",               # graph merges since the last (re)start
-    "member_edges",         # out- and in-edges of the absorbed cluster's samples
+    "merges",  # graph merges since the last (re)start
+    "member_edges",  # out- and in-edges of the absorbed cluster's samples
     "cross_term_in_edges",  # in-edges of their neighbours read for the cross terms
-    "neighbour_walk",       # neighbouring clusters of the merged cluster visited
-    "lists_updated",        # of those, neighbour lists that may have changed
-    "flagged",              # clusters whose S entries with the merged cluster grew
+    "neighbour_walk",  # neighbouring clusters of the merged cluster visited
+    "lists_updated",  # of those, neighbour lists that may have changed
+    "flagged",  # clusters whose S entries with the merged cluster grew
     "absorbed_neighbours",  # neighbouring clusters of the absorbed cluster
-    "lists_rebuilt",        # neighbour lists rebuilt from a whole S row
-    "rebuild_entries",      # S entries read by those rebuilds
+    "lists_rebuilt",  # neighbour lists rebuilt from a whole S row
+    "rebuild_entries",  # S entries read by those rebuilds
 )
-(MERGES, MEMBER_EDGES, CROSS_TERM_IN_EDGES, NEIGHBOUR_WALK, LISTS_UPDATED, FLAGGED,
- ABSORBED_NEIGHBOURS, LISTS_REBUILT, REBUILD_ENTRIES) = range(len(WORK_COUNTERS))
+(
+    MERGES,
+    MEMBER_EDGES,
+    CROSS_TERM_IN_EDGES,
+    NEIGHBOUR_WALK,
+    LISTS_UPDATED,
+    FLAGGED,
+    ABSORBED_NEIGHBOURS,
+    LISTS_REBUILT,
+    REBUILD_ENTRIES,
+) = range(len(WORK_COUNTERS))
 
 
 class Work(NamedTuple):
     """Scratch arrays of :func:`merge` (:func:`make_work`; all zero / False
     between merges) and the work counters."""
 
-    in_acc: np.ndarray    # (n,) in_b(y) of the samples y adjacent to b
-    out_acc: np.ndarray   # (n,) out_b(y)
-    smark: np.ndarray     # (n,) bool: y is in `touched`
-    touched: np.ndarray   # (n,) int64: the samples adjacent to b
-    gain: np.ndarray      # (n_slots,) the cross-term gain of S(C <- a u b)
-    cmark: np.ndarray     # (n_slots,) bool: C is in `flagged`
-    flagged: np.ndarray   # (n_slots,) int64: clusters whose S entries with a grew
-    old: np.ndarray       # (width,) int64: a's list before the merge
-    changed: np.ndarray   # (n_slots,) int64: slots whose loss changed
-    count: np.ndarray     # (len(WORK_COUNTERS),) int64: count[MERGES], ...
+    in_acc: np.ndarray  # (n,) in_b(y) of the samples y adjacent to b
+    out_acc: np.ndarray  # (n,) out_b(y)
+    smark: np.ndarray  # (n,) bool: y is in `touched`
+    touched: np.ndarray  # (n,) int64: the samples adjacent to b
+    gain: np.ndarray  # (n_slots,) the cross-term gain of S(C <- a u b)
+    cmark: np.ndarray  # (n_slots,) bool: C is in `flagged`
+    flagged: np.ndarray  # (n_slots,) int64: clusters whose S entries with a grew
+    old: np.ndarray  # (width,) int64: a's list before the merge
+    changed: np.ndarray  # (n_slots,) int64: slots whose loss changed
+    count: np.ndarray  # (len(WORK_COUNTERS),) int64: count[MERGES], ...
 
 
 class State(NamedTuple):
@@ -184,8 +193,8 @@ class State(NamedTuple):
 class History(NamedTuple):
     """The merges recorded by :func:`merge_loop` (``MergeEngine``'s arrays)."""
 
-    node: np.ndarray        # (n_slots,) int64: hierarchy node of each slot
-    children: np.ndarray    # (n - 1, 2) int64: as AgglomerativeClustering.children_
+    node: np.ndarray  # (n_slots,) int64: hierarchy node of each slot
+    children: np.ndarray  # (n - 1, 2) int64: as AgglomerativeClustering.children_
     merge_loss: np.ndarray  # (n - 1,) float64: eq. 7 loss of each merge
 
 
@@ -303,8 +312,7 @@ def build_affinities(graph, label, n_clusters):
 
     Two scans: one counts the keys of each row, so that filling never moves one."""
     deg = np.zeros(n_clusters, dtype=np.int64)
-    _scan_columns(graph, label, n_clusters, _rows.empty(0, np.zeros(0, dtype=np.int64)),
-                  deg, False)
+    _scan_columns(graph, label, n_clusters, _rows.empty(0, np.zeros(0, dtype=np.int64)), deg, False)
     S = _rows.empty(n_clusters, _caps(deg))
     _scan_columns(graph, label, n_clusters, S, deg, True)
     return S
@@ -386,7 +394,9 @@ def recompute_top(S, size, i, top):
                 ow = tw[i, n - 1]
                 n -= 1
             pos = n
-            while pos > 0 and (v > val[i, pos - 1] or (v == val[i, pos - 1] and j < idx[i, pos - 1])):
+            while pos > 0 and (
+                v > val[i, pos - 1] or (v == val[i, pos - 1] and j < idx[i, pos - 1])
+            ):
                 idx[i, pos] = idx[i, pos - 1]
                 val[i, pos] = val[i, pos - 1]
                 tu[i, pos] = tu[i, pos - 1]
@@ -474,12 +484,14 @@ def _update_tree(tree, loss, slots, n):
     for t in range(n):
         p = (half + slots[t]) // 2
         while p >= 1:
-            l = tree[2 * p]
+            left = tree[2 * p]
             r = tree[2 * p + 1]
-            if l < 0 or (r >= 0 and (loss[r] < loss[l] or (loss[r] == loss[l] and r < l))):
+            if left < 0 or (
+                r >= 0 and (loss[r] < loss[left] or (loss[r] == loss[left] and r < left))
+            ):
                 tree[p] = r
             else:
-                tree[p] = l
+                tree[p] = left
             p //= 2
 
 
@@ -503,7 +515,7 @@ def merge(a, b, st):
 
     Returns -1, having changed nothing, when the pool of ``S`` lacks the room
     the merged row needs (``S.meta[ASKED]`` says how much): grow it
-    (:func:`skjule._rows.grow`) and call again.
+    (:func:`skjule._engine._rows.grow`) and call again.
 
     The steps, each a kernel of its own (called once per merge):
 
@@ -538,8 +550,7 @@ def merge(a, b, st):
     changed = work.changed
     changed[0] = b
     changed[1] = a
-    n_changed = _relist_neighbours(a, b, n_flagged, st.S, size, st.top, st.loss, st.crit,
-                                   work, 2)
+    n_changed = _relist_neighbours(a, b, n_flagged, st.S, size, st.top, st.loss, st.crit, work, 2)
     _update_tree(st.tree, st.loss, changed, n_changed)
     cmark, flagged = work.cmark, work.flagged
     for t in range(n_flagged):
@@ -901,8 +912,9 @@ def _relist_neighbours(a, b, n_flagged, S, size, top, loss, crit, work, n_change
 
 
 @njit(**_NJIT)
-def merge_loop(st, hist, n_alive, next_node, n_merged,
-               n_stop, large_min_size, n_large_stop, max_steps):
+def merge_loop(
+    st, hist, n_alive, next_node, n_merged, n_stop, large_min_size, n_large_stop, max_steps
+):
     """Greedy eq. 7 merges of the :class:`State` ``st`` while more than
     ``n_stop`` clusters are alive, recorded in the :class:`History` ``hist``.
 

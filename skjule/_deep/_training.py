@@ -17,7 +17,7 @@ __all__ = ["Trainer", "embed", "random_batches", "cluster_batches"]
 def random_batches(n, batch_size, rng):
     """A random permutation of all samples cut into batches."""
     perm = rng.permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def cluster_batches(labels, batch_size, rng, group=10):
@@ -55,22 +55,31 @@ class Trainer:
     iteration counts minibatches over the whole run (all periods).
     """
 
-    def __init__(self, model, device, *, learning_rate=0.01, momentum=0.9,
-                 weight_decay=5e-5, lr_gamma=1e-4, lr_power=0.75):
+    def __init__(
+        self,
+        model,
+        device,
+        *,
+        learning_rate=0.01,
+        momentum=0.9,
+        weight_decay=5e-5,
+        lr_gamma=1e-4,
+        lr_power=0.75,
+    ):
         self.model = model
         self.device = device
         self.base_lr = learning_rate
         self.lr_gamma = lr_gamma
         self.lr_power = lr_power
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate,
-                                         momentum=momentum, weight_decay=weight_decay)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay
+        )
         self.iteration = 0
 
     def lr(self):
         return self.base_lr * (1.0 + self.lr_gamma * self.iteration) ** (-self.lr_power)
 
-    def train(self, X, labels, *, epochs, batch_size, loss, sampling, rng, loss_kwargs,
-              bar=None):
+    def train(self, X, labels, *, epochs, batch_size, loss, sampling, rng, loss_kwargs, bar=None):
         """Train ``epochs`` epochs on ``labels``; returns a dict of statistics."""
         model = self.model
         model.train()
@@ -126,7 +135,7 @@ def embed(model, X, device, batch_size=64):
     out = []
     n = X.shape[0]
     for i in range(0, n, batch_size):
-        xb = X[i:i + batch_size]
+        xb = X[i : i + batch_size]
         m = xb.shape[0]
         if m < batch_size:
             xb = torch.cat([xb, xb.new_zeros((batch_size - m, *xb.shape[1:]))])
