@@ -79,20 +79,43 @@ class Trainer:
     def lr(self):
         return self.base_lr * (1.0 + self.lr_gamma * self.iteration) ** (-self.lr_power)
 
-    def train(self, X, labels, *, epochs, batch_size, loss, sampling, rng, loss_kwargs, bar=None):
-        """Train ``epochs`` epochs on ``labels``; returns a dict of statistics."""
+    def train(
+        self,
+        X,
+        labels,
+        *,
+        epochs,
+        batch_size,
+        loss,
+        sampling,
+        rng,
+        loss_kwargs,
+        bar=None,
+        max_steps=None,
+    ):
+        """Train ``epochs`` epochs on ``labels``; returns a dict of statistics.
+
+        ``max_steps``: None, or the most SGD steps (batches); training stops
+        after that many even inside an epoch (every epoch is a fresh random
+        order, so a cut epoch is an unbiased sample of one).
+        """
         model = self.model
         model.train()
         labels_t = torch.as_tensor(labels, dtype=torch.long)
         loss_fn = weighted_triplet_loss if loss == "weighted" else margin_triplet_loss
         total, n_batches, n_trip, seen = 0.0, 0, 0, 0
         t0 = time.perf_counter()
+        budget = float("inf") if max_steps is None else int(max_steps)
         for _ in range(epochs):
+            if n_batches >= budget:
+                break
             if sampling == "cluster":
                 batches = cluster_batches(labels, batch_size, rng)
             else:
                 batches = random_batches(labels.shape[0], batch_size, rng)
             for idx in batches:
+                if n_batches >= budget:
+                    break
                 if idx.size < 2:
                     continue
                 idx_t = torch.from_numpy(idx)
@@ -115,6 +138,7 @@ class Trainer:
                 bar.update(1)
         seconds = time.perf_counter() - t0
         return {
+            "steps": n_batches,
             "mean_loss": total / max(n_batches, 1),
             "triplets_per_batch": n_trip / max(n_batches, 1),
             "train_seconds": seconds,
