@@ -410,7 +410,7 @@ class MergeEngine:
 
     @property
     def labels_(self):
-        """Current labels, numbered ``0 .. n_clusters - 1`` by first appearance."""
+        """Current labels, numbered from 0 up in order of first appearance."""
         return relabel_first_appearance(self._label)
 
     #: Names of the work counters of :meth:`work_counts` (described in
