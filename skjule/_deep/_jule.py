@@ -579,10 +579,9 @@ class JULEClustering(ClusterMixin, _JULEBase):
         ``epochs_per_period`` epochs (the paper's schedule). With a budget,
         sets of up to ``max_steps_per_period * batch_size / epochs_per_period``
         samples still train all their epochs and larger ones stop at the
-        budget, so a period's training costs the same whatever ``n``. With
-        1,000 (one seed, 2 CPU cores) USPS took 75 s instead of 128 s and
-        MNIST-full 7 instead of 38 minutes, but MNIST-full's NMI fell from
-        0.954 to 0.936: large sets need more steps than 1,000 per period.
+        budget, so a period's training costs the same whatever ``n``. A budget
+        makes large sets much faster but can cost them accuracy: they need more
+        steps per period than small ones.
     batch_size : int, default=100
     batch_sampling : {"random", "cluster"}, default="random"
         Random permutations (the authors' code) or batches packed with groups
