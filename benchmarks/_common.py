@@ -1,9 +1,10 @@
 """Shared helpers for the benchmark scripts: data, timing, peak memory, tables.
 
 The scripts use skjule's public API only. What they need beyond it lives
-here: the project's copies of the benchmark sets (with their sha256), the
-timing and memory plumbing, and the few library rules a script must know
-before it fits (each mirrors a documented rule and says which).
+here: which public fetcher serves each benchmark set (and the sha256 of this
+project's prepared copies, to check that results are comparable), the timing
+and memory plumbing, and the few library rules a script must know before it
+fits (each mirrors a documented rule and says which).
 """
 
 import argparse
@@ -12,6 +13,7 @@ import hashlib
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,18 +22,25 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from skjule import clustering_accuracy
+from skjule.datasets import fetch_coil20, fetch_coil100, fetch_mnist, fetch_umist, fetch_usps
 
-# name -> (file, slice of samples)
+# name -> (prepared copy in data_home, public fetcher, its arguments). COIL-100
+# and UMist at 32x32, the size of the project's copies: results are comparable
+# only at the same image size. ("digits" is scikit-learn's load_digits, which
+# the scripts that use it call themselves.)
 DATASETS = {
-    "mnist-test": ("mnist.npz", slice(60000, None)),
-    "mnist-full": ("mnist.npz", slice(None)),
-    "usps": ("usps.npz", slice(None)),
-    "coil20": ("coil20.npz", slice(None)),
-    "coil100": ("coil100.npz", slice(None)),
-    "umist": ("umist.npz", slice(None)),
+    "mnist-test": ("mnist.npz", fetch_mnist, {"subset": "test"}),
+    "mnist-full": ("mnist.npz", fetch_mnist, {}),
+    "usps": ("usps.npz", fetch_usps, {}),
+    "coil20": ("coil20.npz", fetch_coil20, {}),
+    "coil100": ("coil100.npz", fetch_coil100, {"image_size": 32}),
+    "umist": ("umist.npz", fetch_umist, {"image_size": 32}),
 }
 
-# The project's copies (../shared/datasets): results are comparable only on these bytes.
+# This project's prepared copies (../shared/datasets), on which the tables in
+# benchmarks/results were measured: checked by load(verify=True) when a prepared
+# copy is used. The fetchers know nothing of them (they verify the public
+# originals against their own pins, and a prepared copy structurally).
 SHA256 = {
     "mnist.npz": "d24f62cd7130cb5d9120db443011ab08e8c6ead5a8556ca6663753050467685d",
     "usps.npz": "e278e84b49a7ef26c95466169cce52a336acadc70264113495a2feed59e1fff4",
@@ -50,7 +59,8 @@ def parser(description, default_datasets, choices=None):
     p.add_argument(
         "--data-home",
         required=True,
-        help="folder with the benchmark .npz files (e.g. ../shared/datasets)",
+        help="the fetchers' data_home: prepared copies such as mnist.npz (e.g. "
+        "../shared/datasets), or the public originals, downloaded there if missing",
     )
     p.add_argument(
         "--datasets",
@@ -65,26 +75,38 @@ def parser(description, default_datasets, choices=None):
 
 
 def load(data_home, name, verify=True):
-    """Images (uint8 or float) and labels of a benchmark set.
+    """Images (uint8 or float) and labels of a benchmark set, from skjule's fetchers.
 
-    Exits with a message for an unknown name, a missing file or, with
-    ``verify``, a file whose sha256 is not the one of the project's copy.
+    ``data_home`` is the fetchers' folder. A prepared copy there (e.g.
+    ``mnist.npz`` in ../shared/datasets) is used as it is; otherwise the
+    fetcher reads the public originals from ``<data_home>/<set>/``,
+    downloading what is missing, verified against their published checksums.
+    With ``verify``, a prepared copy must be this project's (``SHA256``): the
+    tables in benchmarks/results were measured on those bytes.
+
+    Exits with a message for an unknown name, a prepared copy that is not the
+    project's (with ``verify``), or data the fetcher cannot provide.
     """
     if name not in DATASETS:
         raise SystemExit(f"Unknown data set {name!r}; choose from {', '.join(DATASETS)}.")
-    fname, sl = DATASETS[name]
+    fname, fetch, kwargs = DATASETS[name]
     path = os.path.join(data_home, fname)
-    if not os.path.exists(path):
-        raise SystemExit(f"{path} not found: --data-home must be the folder holding {fname}.")
-    if verify:
+    if verify and os.path.exists(path):
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         if h.hexdigest() != SHA256[fname]:
-            raise SystemExit(f"{path} is damaged: sha256 {h.hexdigest()} != {SHA256[fname]}")
-    with np.load(path) as d:
-        return d["X"][sl], d["y"][sl]
+            raise SystemExit(
+                f"{path} is damaged or not this project's copy (sha256 {h.hexdigest()} != "
+                f"{SHA256[fname]}), so results on it are not comparable with "
+                "benchmarks/results. Use the project's copy, move it away to have the "
+                "fetcher use the public originals, or call load(..., verify=False)."
+            )
+    try:
+        return fetch(data_home=data_home, return_X_y=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"Cannot load {name}: {exc}") from None
 
 
 def flat_l2(X):
@@ -270,7 +292,9 @@ def write(path, title, table, notes=""):
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        f.write(f"# {title}\n\n{machine_line()}\n\nCommand: `{' '.join(sys.argv)}`\n\n")
+        # shell-quoted, so the line pastes into a shell (JSON arguments, spaces)
+        command = shlex.join(["python", *sys.argv])
+        f.write(f"# {title}\n\n{machine_line()}\n\nCommand: `{command}`\n\n")
         f.write(table.markdown() + "\n")
         if notes:
             f.write("\n" + notes.strip() + "\n")

@@ -1,10 +1,12 @@
 """The ``skjule benchmark`` command: a comparison table on benchmark sets.
 
-Loads benchmark ``.npz`` files (``X`` images, ``y`` labels), times each
-method, records its peak memory and prints one markdown table with
-scikit-learn baselines run in the same process. The scripts in
-``benchmarks/`` have their own loader, which also checks the sha256 of the
-project's copies of the files; the package knows no file's hash.
+Loads the benchmark sets through the public fetchers (:mod:`skjule.datasets`)
+from ``data_home``, where a prepared copy such as ``mnist.npz`` (arrays ``X``
+and ``y``) or the original files in ``<data_home>/mnist/`` must already be:
+the command downloads nothing. It times each method, records its peak memory
+and prints one markdown table with scikit-learn baselines run in the same
+process. The scripts in ``benchmarks/`` also check the sha256 of the
+project's prepared copies; the package knows no such hash.
 """
 
 import gc
@@ -19,47 +21,48 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from .metrics import clustering_accuracy
 
-# name -> (file, slice of samples)
+# name -> (prepared copy in data_home, fetcher in skjule.datasets, its
+# arguments). COIL-100 and UMist at 32x32, as in the benchmark copies.
 DATASETS = {
-    "mnist-test": ("mnist.npz", slice(60000, None)),
-    "mnist-full": ("mnist.npz", slice(None)),
-    "usps": ("usps.npz", slice(None)),
-    "coil20": ("coil20.npz", slice(None)),
-    "coil100": ("coil100.npz", slice(None)),
-    "umist": ("umist.npz", slice(None)),
+    "mnist-test": ("mnist.npz", "fetch_mnist", {"subset": "test"}),
+    "mnist-full": ("mnist.npz", "fetch_mnist", {}),
+    "usps": ("usps.npz", "fetch_usps", {}),
+    "coil20": ("coil20.npz", "fetch_coil20", {}),
+    "coil100": ("coil100.npz", "fetch_coil100", {"image_size": 32}),
+    "umist": ("umist.npz", "fetch_umist", {"image_size": 32}),
 }
 
 
-def load_benchmark(data_home, name):
-    """Images and labels of a benchmark set stored as ``<data_home>/<file>.npz``.
+def load_benchmark(data_home, name, download_if_missing=False):
+    """Images and labels of a benchmark set, through its public fetcher.
+
+    ``data_home`` is the fetchers' folder: the prepared copy
+    ``<data_home>/<file>.npz`` when it is there (checked structurally), else
+    the original files in ``<data_home>/<set>/`` (checked against their
+    checksums), downloaded only if ``download_if_missing``.
 
     Raises
     ------
     ValueError
-        For an unknown name. FileNotFoundError when the file is missing;
-        OSError when it cannot be read as an ``.npz`` file holding ``X`` and
-        ``y``.
+        For an unknown name, or data without the set's layout.
+    OSError
+        When the data are missing (FileNotFoundError) or damaged.
     """
+    from . import datasets
+
     if name not in DATASETS:
         raise ValueError(f"Unknown data set {name!r}; choose from {', '.join(DATASETS)}.")
-    fname, sl = DATASETS[name]
-    path = os.path.join(data_home, fname)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} not found: --data-home must be the folder holding {fname}."
-        )
+    _, fetcher, kwargs = DATASETS[name]
     try:
-        with np.load(path) as d:
-            return d["X"][sl], d["y"][sl]
-    except (OSError, MemoryError):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        # Parsing bytes from disk: numpy, zipfile and zlib raise many kinds of
-        # errors for a damaged file (ValueError, EOFError, BadZipFile,
-        # zlib.error, KeyError for a missing array, ...); all of them mean
-        # "this file cannot be read".
-        raise OSError(
-            f"{path} is damaged or not a benchmark file: {type(exc).__name__}: {exc}"
+        return getattr(datasets, fetcher)(
+            data_home=data_home, download_if_missing=download_if_missing, return_X_y=True, **kwargs
+        )
+    except FileNotFoundError as exc:
+        if download_if_missing:
+            raise
+        raise FileNotFoundError(
+            f"{exc} (skjule benchmark downloads nothing: to download the originals, run "
+            f"skjule.datasets.{fetcher}(data_home={str(data_home)!r}) once in Python.)"
         ) from None
 
 

@@ -369,3 +369,298 @@ def test_load_image_folder_feeds_the_estimators(tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(data.target, labels) == 1.0
+
+
+# ------------------------------------------------------------------- UMist
+
+
+def _umist_mat(path, rng, counts=(3, 1, 2), size=(112, 92)):
+    """A small file in umist_cropped.mat's layout: a 1xP cell array ``facedat``
+    of uint8 arrays (height, width, n_images), one per person, and ``dirnames``."""
+    from scipy.io import savemat
+
+    faces = np.empty((1, len(counts)), dtype=object)
+    names = np.empty((1, len(counts)), dtype=object)
+    people = []
+    for i, n in enumerate(counts):
+        arr = rng.randint(0, 256, size=(*size, n)).astype(np.uint8)
+        faces[0, i] = arr
+        names[0, i] = f"1{'abcdefghijklmnopqrst'[i]}"
+        people.append(np.moveaxis(arr, 2, 0))
+    savemat(path, {"facedat": faces, "dirnames": names})
+    return np.concatenate(people), np.repeat(np.arange(len(counts)), counts)
+
+
+def _dead_remotes(monkeypatch, name):
+    """Point ``name``'s remotes at a port where nothing listens: any download fails."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    s.close()
+    monkeypatch.setitem(
+        _fetchers.REMOTES,
+        name,
+        tuple(
+            RemoteFile(r.filename, dead + r.filename, r.checksum) for r in _fetchers.REMOTES[name]
+        ),
+    )
+
+
+def test_umist_fetcher_reads_the_mat_file_trusting_on_first_use(server, tmp_path, monkeypatch):
+    root, base, handler = server
+    X, y = _umist_mat(root / "umist_cropped.mat", np.random.RandomState(0))
+    _point(monkeypatch, "umist", base, root, None)
+    home = tmp_path / "home"
+
+    with pytest.warns(UserWarning, match="No checksum is published"):
+        data = datasets.fetch_umist(data_home=home)
+    assert data.images.shape == (6, 112, 92) and data.images.dtype == np.uint8
+    np.testing.assert_array_equal(data.images, X)
+    np.testing.assert_array_equal(data.target, y)  # person by person, file order
+    assert data.target.dtype == np.int64 and data.data.shape == (6, 112 * 92)
+    assert "UMist" in data.DESCR
+    recorded = (home / "umist" / "umist_cropped.mat.sha256").read_text().split()[0]
+    assert recorded == _sha256(root / "umist_cropped.mat")
+
+    # Resized like the COIL fetchers (Lanczos), cached per size, no new download.
+    X32, y32 = datasets.fetch_umist(data_home=home, image_size=32, return_X_y=True)
+    assert X32.shape == (6, 32, 32) and X32.dtype == np.uint8
+    expected = np.asarray(Image.fromarray(X[4]).resize((32, 32), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(X32[4], expected)
+    assert (home / "umist" / "umist_32x32.npz").exists()
+    assert len(handler.requests) == 1
+    with pytest.raises(ValueError, match="image_size"):
+        datasets.fetch_umist(data_home=home, image_size=(32,))
+
+
+def test_umist_layout_errors(tmp_path):
+    from scipy.io import savemat
+
+    path = tmp_path / "u.mat"
+    savemat(path, {"faces": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="no variable 'facedat'.*cell array"):
+        _fetchers.read_umist_mat(path)
+    savemat(path, {"facedat": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="not a cell array"):
+        _fetchers.read_umist_mat(path)
+    cells = np.empty((1, 2), dtype=object)
+    cells[0, 0] = np.zeros((112, 92, 2), np.uint8)
+    cells[0, 1] = np.zeros((112, 92, 2))  # double, not uint8
+    savemat(path, {"facedat": cells})
+    with pytest.raises(ValueError, match="person 2 .*float64"):
+        _fetchers.read_umist_mat(path)
+    cells[0, 1] = np.zeros((100, 92, 2), np.uint8)
+    savemat(path, {"facedat": cells})
+    with pytest.raises(ValueError, match="person 2 has images of \\(100, 92\\)"):
+        _fetchers.read_umist_mat(path)
+    path.write_bytes(b"not a MATLAB file at all")
+    with pytest.raises(ValueError, match="cannot be read as a MATLAB file"):
+        _fetchers.read_umist_mat(path)
+
+
+# -------------------------------------------- original files already at hand
+
+
+def test_original_files_already_at_hand_are_verified_and_used(tmp_path, monkeypatch):
+    # MNIST with pinned sha256: files put in <data_home>/mnist/, no network.
+    home = tmp_path / "home"
+    (home / "mnist").mkdir(parents=True)
+    X, y = _mnist_files(home / "mnist", np.random.RandomState(6))
+    _point(monkeypatch, "mnist", "http://unused/", home / "mnist", lambda p: "sha256:" + _sha256(p))
+    _dead_remotes(monkeypatch, "mnist")
+    data = datasets.fetch_mnist(data_home=home, download_if_missing=False)
+    np.testing.assert_array_equal(data.images, X)
+    np.testing.assert_array_equal(data.target, y)
+
+    # UMist without a published checksum: the user's copy is read through,
+    # then its sha256 recorded (trust on first use), as a download's would be.
+    X, y = _umist_mat(home / "umist_cropped.mat", np.random.RandomState(7), counts=(2, 2))
+    (home / "umist").mkdir()
+    (home / "umist_cropped.mat").rename(home / "umist" / "umist_cropped.mat")
+    _dead_remotes(monkeypatch, "umist")
+    with pytest.warns(UserWarning, match="recorded the sha256 of the copy at"):
+        data = datasets.fetch_umist(data_home=home, download_if_missing=False)
+    np.testing.assert_array_equal(data.images, X)
+    np.testing.assert_array_equal(data.target, y)
+    recorded = (home / "umist" / "umist_cropped.mat.sha256").read_text().split()[0]
+    assert recorded == _sha256(home / "umist" / "umist_cropped.mat")
+
+
+def test_a_wrong_file_at_hand_is_not_trusted(tmp_path, monkeypatch):
+    from scipy.io import savemat
+
+    folder = tmp_path / "umist"
+    folder.mkdir()
+    savemat(folder / "umist_cropped.mat", {"faces": np.zeros((3, 3))})  # intact, but not UMist
+    _dead_remotes(monkeypatch, "umist")
+    with pytest.warns(UserWarning, match="recorded the sha256"):
+        with pytest.raises(ValueError, match="no variable 'facedat'"):
+            datasets.fetch_umist(data_home=tmp_path, download_if_missing=False)
+    assert not (folder / "umist_cropped.mat.sha256").exists()  # not the reference
+    assert (folder / "umist_cropped.mat").exists()
+
+
+def test_a_bad_copy_at_hand_is_reported_and_kept(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    folder = home / "mnist"
+    folder.mkdir(parents=True)
+    _mnist_files(folder, np.random.RandomState(8))
+    _point(monkeypatch, "mnist", "http://unused/", folder, lambda p: "sha256:" + _sha256(p))
+    _dead_remotes(monkeypatch, "mnist")
+    bad = folder / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-2] + b"zz")
+    with pytest.raises(OSError, match="does not match its checksum.*not the pinned.*Replace it"):
+        datasets.fetch_mnist(data_home=home, download_if_missing=False)
+    assert bad.exists()  # the user's file is never deleted
+    # Allowed to download: it says so, and keeps the file when the download fails.
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        with pytest.raises(OSError, match="Could not download"):
+            datasets.fetch_mnist(data_home=home)
+    assert bad.exists()
+
+    # A damaged archive without a published checksum, and a record taken from it.
+    folder = home / "umist"
+    folder.mkdir()
+    _umist_mat(folder / "umist_cropped.mat", np.random.RandomState(9))
+    raw = (folder / "umist_cropped.mat").read_bytes()
+    (folder / "umist_cropped.mat").write_bytes(raw[: len(raw) // 2])
+    record = folder / "umist_cropped.mat.sha256"
+    record.write_text(f"{_sha256(folder / 'umist_cropped.mat')}  umist_cropped.mat\n")
+    _dead_remotes(monkeypatch, "umist")
+    with pytest.raises(OSError, match="damaged archive"):
+        datasets.fetch_umist(data_home=home, download_if_missing=False)
+    assert (folder / "umist_cropped.mat").exists() and not record.exists()
+
+
+def test_missing_files_without_download_create_nothing(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    for fetch, name, needle in [
+        (datasets.fetch_mnist, "mnist", "train-images-idx3-ubyte.gz"),
+        (datasets.fetch_usps, "usps", "usps.t.bz2"),
+        (datasets.fetch_coil20, "coil20", "coil-20-proc.zip"),
+        (datasets.fetch_coil100, "coil100", "coil-100.zip"),
+        (datasets.fetch_umist, "umist", "umist_cropped.mat"),
+    ]:
+        with pytest.raises(FileNotFoundError, match="download_if_missing=False") as info:
+            fetch(data_home=home, download_if_missing=False)
+        message = str(info.value)
+        assert needle in message and str(home / name) in message
+        assert str(home / f"{name}.npz") in message  # the prepared copy, the other way
+    assert list(home.iterdir()) == []
+
+
+# ---------------------------------------------------------- prepared copies
+
+
+def _small_layouts(monkeypatch, **changes):
+    from dataclasses import replace
+
+    for name, fields in changes.items():
+        monkeypatch.setitem(_fetchers.LAYOUTS, name, replace(_fetchers.LAYOUTS[name], **fields))
+
+
+def test_prepared_copy_is_used_as_it_is(tmp_path):
+    rng = np.random.RandomState(10)
+    X = rng.randint(0, 256, size=(575, 32, 32)).astype(np.uint8)
+    y = np.repeat(np.arange(20), [28] * 15 + [31] * 5)
+    np.savez_compressed(tmp_path / "umist.npz", X=X, y=y)
+    data = datasets.fetch_umist(data_home=tmp_path, image_size=32, download_if_missing=False)
+    assert data.images.tobytes() == X.tobytes() and data.target.tobytes() == y.tobytes()
+    assert "prepared copy" in data.DESCR and data.data.shape == (575, 1024)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["umist.npz"]  # nothing written
+
+    # Never resized: the originals' 112x92 (image_size=None) or another size is refused.
+    for size, asked in ((None, "112x92 \\(the originals' size\\)"), (64, "64x64")):
+        with pytest.raises(
+            ValueError, match=f"32x32 images.*asks for {asked}.*image_size=\\(32, 32\\)"
+        ):
+            datasets.fetch_umist(data_home=tmp_path, image_size=size)
+
+
+def test_prepared_copy_with_a_train_test_split(tmp_path, monkeypatch):
+    _small_layouts(monkeypatch, mnist=dict(n_samples=12, n_train=8, n_classes=3))
+    rng = np.random.RandomState(11)
+    X = rng.randint(0, 256, size=(12, 28, 28)).astype(np.uint8)
+    y = np.arange(12) % 3
+    np.savez(tmp_path / "mnist.npz", X=X, y=y, n_train=8)
+    X_test, y_test = datasets.fetch_mnist(data_home=tmp_path, subset="test", return_X_y=True)
+    np.testing.assert_array_equal(X_test, X[8:])
+    np.testing.assert_array_equal(y_test, y[8:])
+    assert datasets.fetch_mnist(data_home=tmp_path).n_train == 8
+    np.savez(tmp_path / "mnist.npz", X=X, y=y, n_train=6)
+    with pytest.raises(ValueError, match="not a prepared copy of MNIST: n_train"):
+        datasets.fetch_mnist(data_home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        (dict(X=np.zeros((12, 16, 16), np.float32)), "no array y"),
+        (dict(X=np.zeros((12, 16, 16)), y=np.arange(12) % 3), "X is float64"),
+        (dict(X=np.zeros((11, 16, 16), np.float32), y=np.arange(11) % 3), "of shape \\(11,"),
+        (dict(X=np.full((12, 16, 16), 2, np.float32), y=np.arange(12) % 3), "outside \\[0, 1\\]"),
+        (dict(X=np.zeros((12, 16, 16), np.float32), y=np.arange(12) % 3 + 1), "from 1 to 3"),
+        (dict(X=np.zeros((12, 16, 16), np.float32), y=np.zeros(12)), "y is float64"),
+    ],
+)
+def test_prepared_copy_is_checked_structurally(tmp_path, monkeypatch, arrays, needle):
+    _small_layouts(monkeypatch, usps=dict(n_samples=12, n_train=8, n_classes=3))
+    np.savez(tmp_path / "usps.npz", **arrays)
+    with pytest.raises(ValueError, match=f"not a prepared copy of USPS: .*{needle}"):
+        datasets.fetch_usps(data_home=tmp_path)
+
+
+def test_damaged_prepared_copy_is_a_clear_error(tmp_path):
+    (tmp_path / "coil20.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(OSError, match="coil20.npz is damaged.*prepared copy of COIL-20"):
+        datasets.fetch_coil20(data_home=tmp_path)
+
+
+# --------------------------------------------------------- benchmark loaders
+
+
+def test_benchmark_loaders_go_through_the_fetchers(tmp_path, monkeypatch):
+    import sys
+
+    from skjule._benchmark import load_benchmark
+
+    rng = np.random.RandomState(12)
+    X = rng.randint(0, 256, size=(575, 32, 32)).astype(np.uint8)
+    y = np.repeat(np.arange(20), [28] * 15 + [31] * 5)
+    np.savez_compressed(tmp_path / "umist.npz", X=X, y=y)
+    Xb, yb = load_benchmark(tmp_path, "umist")
+    assert Xb.tobytes() == X.tobytes() and yb.tobytes() == y.tobytes()
+    with pytest.raises(FileNotFoundError, match="usps.npz.*downloads nothing.*fetch_usps"):
+        load_benchmark(tmp_path, "usps")
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    monkeypatch.delitem(sys.modules, "_common", raising=False)
+    import _common
+
+    with pytest.raises(SystemExit, match="not this project's copy"):
+        _common.load(str(tmp_path), "umist")
+    Xc, yc = _common.load(str(tmp_path), "umist", verify=False)
+    assert Xc.tobytes() == X.tobytes() and yc.tobytes() == y.tobytes()
+    _dead_remotes(monkeypatch, "coil20")
+    with pytest.raises(SystemExit, match="Cannot load coil20: Could not download"):
+        _common.load(str(tmp_path), "coil20")
+
+
+@pytest.mark.slow
+def test_fetchers_read_the_project_copies_as_the_benchmarks_did(benchmark_data):
+    from skjule._benchmark import DATASETS, load_benchmark
+
+    for name, (fname, _, _) in DATASETS.items():
+        path = os.path.join(benchmark_data, fname)
+        if not os.path.exists(path):
+            continue
+        with np.load(path) as d:
+            X0, y0 = d["X"], d["y"]
+        if name == "mnist-test":
+            X0, y0 = X0[60000:], y0[60000:]
+        X, y = load_benchmark(benchmark_data, name)
+        assert X.dtype == X0.dtype and X.shape == X0.shape and X.tobytes() == X0.tobytes()
+        assert y.dtype == y0.dtype and y.tobytes() == y0.tobytes()

@@ -4,8 +4,13 @@ Every file goes to a temporary name in the destination folder and is moved
 into place (``os.replace``, atomic on POSIX and Windows) only after its
 checksum has been verified, so an interrupted or corrupted download never
 leaves a file that a later call would load as valid. A file without a
-published checksum is verified by reading its archive format (ZIP, gzip,
-bz2) through, and only an intact one is kept and has its sha256 recorded.
+published checksum is verified by reading its format (ZIP, gzip, bz2,
+MATLAB) through, and only an intact one is kept and has its sha256 recorded.
+
+A file already in the destination folder (a copy the user put there, or an
+earlier download) is verified the same way and used without any download;
+one that fails the check is never deleted: it is replaced only by a verified
+download, or reported as an error when downloading is not allowed.
 """
 
 import bz2
@@ -31,7 +36,12 @@ _CHUNK = 1 << 20
 
 
 def get_data_home(data_home=None):
-    """Folder where the fetchers cache downloads and converted arrays.
+    """Folder of the fetchers' data.
+
+    A fetcher of data set ``<name>`` reads ``<data_home>/<name>.npz`` when
+    it is there (a prepared copy: arrays already converted), else keeps the
+    original files (downloaded, or put there by the user) and the arrays it
+    converts from them in ``<data_home>/<name>/``.
 
     Parameters
     ----------
@@ -52,7 +62,19 @@ def get_data_home(data_home=None):
 
 
 def clear_data_home(data_home=None):
-    """Delete everything cached under :func:`get_data_home`."""
+    """Delete everything cached under :func:`get_data_home`.
+
+    The folder is removed with all it holds: the prepared copies, the
+    original files (downloaded or put there by the user) and the arrays
+    converted from them. A later fetch downloads the originals again.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder to delete. ``None`` means the default of
+        :func:`get_data_home`: the ``SKJULE_DATA`` environment variable, or
+        ``~/skjule_data`` when it is not set.
+    """
     shutil.rmtree(get_data_home(data_home))
 
 
@@ -86,9 +108,23 @@ def archive_damage(path, filename=None):
 
     The format comes from ``filename`` (default: ``path``'s name): ``.zip``
     (the central directory and every member's CRC), ``.gz`` or ``.bz2`` (the
-    whole stream); other files are not checked (None).
+    whole stream), ``.mat`` (read through by :func:`scipy.io.loadmat`);
+    other files are not checked (None).
     """
     name = str(filename if filename is not None else path).lower()
+    if name.endswith(".mat"):
+        from scipy.io import loadmat
+
+        try:
+            loadmat(path)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            # scipy raises OSError, ValueError, IndexError, zlib.error,
+            # MatReadError, NotImplementedError (v7.3 files), ... for a file
+            # it cannot read through: all mean "not an intact MAT-file".
+            return f"{type(exc).__name__}: {exc}"
+        return None
     try:
         if name.endswith(".zip"):
             with zipfile.ZipFile(path) as z:
@@ -125,52 +161,87 @@ def _expected(remote, folder):
     return None, None
 
 
-def _verify(path, remote, folder):
-    """True when ``path`` has the expected checksum (or none is known yet)."""
+def _local_problem(path, remote, folder):
+    """What is wrong with the file already at ``path``, or None when it is good.
+
+    A file that matches a pinned checksum is good. A file without a
+    published checksum must match the sha256 recorded on first use (when
+    there is one) and read through intact; a record that a damaged file
+    matches was taken from a damaged file and is deleted.
+    """
     algorithm, digest = _expected(remote, folder)
-    if algorithm is None:
-        return True
-    return file_digest(path, algorithm) == digest
+    if algorithm is not None:
+        got = file_digest(path, algorithm)
+        if got != digest:
+            if remote.checksum is not None:
+                return (
+                    f"{path} does not match its checksum: its {algorithm} is {got}, not "
+                    f"the pinned {digest}, so it is damaged or not the original file."
+                )
+            record = _recorded(remote, folder)
+            return (
+                f"{path} does not match its checksum: its sha256 is {got}, not the "
+                f"{digest} recorded on first use in {record}, so it is damaged or not "
+                f"the file first seen (if you trust this copy, delete {record})."
+            )
+        if remote.checksum is not None:
+            return None
+    damage = archive_damage(path)
+    if damage is not None:
+        _recorded(remote, folder).unlink(missing_ok=True)
+        return f"{path} is a damaged archive ({damage})."
+    return None
+
+
+def _record(remote, folder, digest, what):
+    _atomic_write_text(_recorded(remote, folder), f"{digest}  {remote.filename}\n")
+    warnings.warn(
+        f"No checksum is published for {remote.url}; recorded the sha256 of {what} "
+        f"({digest}) in {_recorded(remote, folder)}, and later copies must match it.",
+        stacklevel=4,
+    )
 
 
 def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
     """Path of ``remote`` in ``folder``, downloading and verifying it if needed.
 
+    A file already at ``folder / remote.filename`` (a copy the user put
+    there, or an earlier download) is verified as a download would be and
+    used without any download. Without a published checksum, the sha256 of
+    the first intact copy, downloaded or not, is recorded next to it (trust
+    on first use). A file that fails verification is kept until a verified
+    download replaces it.
+
     Raises
     ------
     OSError
-        When the file is missing and ``download_if_missing`` is False, when
-        the download fails (offline, HTTP error), when the downloaded bytes
-        do not match the pinned checksum, or when a file without a published
-        checksum arrives as a damaged (truncated) archive.
+        When the file is missing, or fails verification, and
+        ``download_if_missing`` is False; when the download fails (offline,
+        HTTP error); when the downloaded bytes do not match the pinned or
+        recorded checksum; or when a file without a published checksum
+        arrives as a damaged (truncated) archive.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / remote.filename
     if path.exists():
-        if not _verify(path, remote, folder):
-            warnings.warn(
-                f"{path} does not match its checksum; downloading it again.", stacklevel=3
-            )
-            path.unlink()
-        elif remote.checksum is None and (damage := archive_damage(path)) is not None:
-            # A damaged file kept before its archive was verified: it and any
-            # sha256 recorded from it go, so a good download can replace them.
-            warnings.warn(
-                f"{path} is a damaged archive ({damage}); deleting it and "
-                "its recorded sha256, and downloading it again.",
-                stacklevel=3,
-            )
-            path.unlink()
-            _recorded(remote, folder).unlink(missing_ok=True)
-        else:
+        problem = _local_problem(path, remote, folder)
+        if problem is None:
+            if remote.checksum is None and not _recorded(remote, folder).exists():
+                _record(remote, folder, file_digest(path), f"the copy at {path}")
             return path
-    if not download_if_missing:
+        if not download_if_missing:
+            raise OSError(
+                f"{problem} Replace it with a good copy of {remote.url}, or allow "
+                "the download (download_if_missing=True) to replace it."
+            )
+        warnings.warn(f"{problem} Downloading it again.", stacklevel=3)
+    elif not download_if_missing:
         raise OSError(
             f"{path} is not there and download_if_missing=False. "
             f"Download {remote.url} to that path, or allow the download."
         )
 
+    folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
     try:
         sha = hashlib.sha256()
@@ -207,22 +278,25 @@ def fetch_file(remote, folder, *, download_if_missing=True, timeout=60):
                 )
         got = sha.hexdigest() if other is None else other.hexdigest()
         if algorithm is not None and got != digest:
+            if remote.checksum is not None:
+                raise OSError(
+                    f"{remote.url} downloaded, but its {algorithm} is {got}, not the "
+                    f"pinned {digest}: the file is corrupted or has changed upstream. "
+                    "Nothing was saved; try again later or report it."
+                )
+            record = _recorded(remote, folder)
             raise OSError(
-                f"{remote.url} downloaded, but its {algorithm} is {got}, not the "
-                f"pinned {digest}: the file is corrupted or has changed upstream. "
-                "Nothing was saved; try again later or report it."
+                f"{remote.url} downloaded, but its sha256 is {got}, not the {digest} "
+                f"recorded on first use in {record}: the file is corrupted or has "
+                "changed upstream. Nothing was saved; try again later, or delete "
+                "that record if you trust the new file."
             )
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     if remote.checksum is None and not _recorded(remote, folder).exists():
-        _atomic_write_text(_recorded(remote, folder), f"{sha.hexdigest()}  {remote.filename}\n")
-        warnings.warn(
-            f"No checksum is published for {remote.url}; recorded the sha256 of this "
-            f"first download ({sha.hexdigest()}) and later downloads must match it.",
-            stacklevel=3,
-        )
+        _record(remote, folder, sha.hexdigest(), "this first download")
     return path
 
 

@@ -39,9 +39,18 @@ __all__ = ["ImageBatch", "ImageStream", "list_image_files"]
 RESIZE_MODES = ("crop", "pad", "stretch")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
-#: One batch of an :class:`ImageStream`: the pixels and, for each, its
-#: position in the stream's source.
 ImageBatch = namedtuple("ImageBatch", ["images", "indices"])
+ImageBatch.__doc__ = """One batch of an :class:`ImageStream`: the pixels and their positions.
+
+Parameters
+----------
+images : ndarray
+    The batch's images, float32 with values in [0, 1]: shape
+    ``(batch, H, W, 3)`` for ``color='rgb'``, ``(batch, H, W)`` for
+    ``'grey'``; ``(batch, C, H, W)`` with ``channels_first``.
+indices : ndarray of shape (batch,)
+    The position of each image in the stream's source (int64).
+"""
 
 
 class _FileError(Exception):
@@ -375,6 +384,9 @@ class ImageStream:
         Yield ``(batch, C, H, W)`` (the layout of torch) instead of
         ``(batch, H, W, C)``; grey images then get a channel axis of 1.
     batch_size : int, default=64
+        Images per batch; the last batch holds the rest (fewer with
+        ``on_error='skip'`` when files are left out). Memory grows with
+        ``batch_size * (prefetch + 1)``.
     n_workers : int or None, default=None
         Decoding threads; ``None``: ``min(4, os.cpu_count())``; ``0``:
         decode in the calling thread (nothing ahead).
@@ -460,6 +472,7 @@ class ImageStream:
 
     @property
     def n_images(self):
+        """The number of images in the source (files or array rows)."""
         return len(self.files) if self._array is None else self._array.shape[0]
 
     # -------------------------------------------------------------- one image
