@@ -29,7 +29,12 @@ extensions = [
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
-numpydoc_validation_checks = set()
+# numpydoc validation, as scikit-learn: every check but the sections beyond a
+# complete description (ES01 extended summary, SA01 See Also, EX01 Examples)
+# and three style rules (SS05 infinitive verb, GL01 summary on the line after
+# the quotes, RT02 returned values named). So under ``-W`` a missing, unknown or
+# undescribed parameter (PR01, PR02, PR07) or return (RT01, RT03) fails the build.
+numpydoc_validation_checks = {"all", "ES01", "SA01", "EX01", "SS05", "GL01", "RT02"}
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 html_theme = "alabaster"

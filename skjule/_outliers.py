@@ -99,6 +99,7 @@ def least_typical(X, labels, *, fraction=0.1, return_distances=False):
     Returns
     -------
     mask : ndarray of bool, shape (n_samples,)
+        True for the marked (least typical) members.
     distances : ndarray of float64, shape (n_samples,)
         Only with ``return_distances=True``.
     """

@@ -474,6 +474,7 @@ def write_report(
     Returns
     -------
     path : pathlib.Path
+        The page written.
     """
     path = Path(path)
     if path.is_dir():

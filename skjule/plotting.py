@@ -51,10 +51,12 @@ def plot_cluster_montage(
     random_state : int, default=0
         Seed of the draw.
     ax : matplotlib Axes, default=None
+        Axes to draw in; a new figure when None.
 
     Returns
     -------
     ax : matplotlib Axes
+        The Axes holding the montage.
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim not in (3, 4) or len(images) != len(labels):
@@ -108,16 +110,21 @@ def plot_embedding(
         Projection to ``n_components`` dimensions; 'none' uses the first
         ``n_components`` columns as they are.
     n_components : {2, 3}, default=2
+        Dimensions of the plot.
     random_state : int, default=0
         Seed of t-SNE and of the subsample.
     max_points : int, default=20000
         Plot a random subsample of at most this many points.
     ax : matplotlib Axes, default=None
-        For ``n_components=3`` it must be a 3-D Axes.
+        Axes to draw in; a new figure when None. For ``n_components=3`` it
+        must be a 3-D Axes.
+    **scatter_kw
+        Passed on to ``ax.scatter`` (e.g. ``s`` or ``alpha``).
 
     Returns
     -------
     ax : matplotlib Axes
+        The Axes holding the scatter plot.
     """
     X, labels = np.asarray(X, dtype=np.float64), np.asarray(labels)
     if X.ndim != 2 or len(X) != len(labels):
@@ -168,6 +175,7 @@ def plot_history(estimator, ax=None):
     estimator : fitted JULEClustering or JULETransformer
         Anything with a ``history_`` list of per-period dicts.
     ax : matplotlib Axes, default=None
+        Axes to draw in; a new figure when None.
 
     Returns
     -------
@@ -209,10 +217,21 @@ def dendrogram_linkage(children, labels, n_leaves=30):
     joining the final clusters are added above the last merge so scipy can
     draw a single tree; :func:`plot_dendrogram` hides them.
 
+    Parameters
+    ----------
+    children : array-like of shape (n_merges, 2)
+        Merges in order, as in ``GDLClustering.children_``.
+    labels : array-like of shape (n_samples,)
+        Final cluster of each sample (``labels_``).
+    n_leaves : int, default=30
+        Clusters kept as leaves; more than the number of final clusters.
+
     Returns
     -------
     Z : ndarray of shape (n_leaves - 1, 4)
+        The linkage matrix, for :func:`scipy.cluster.hierarchy.dendrogram`.
     leaf_size : ndarray of shape (n_leaves,)
+        Samples in each leaf.
     leaf_label : ndarray of shape (n_leaves,)
         Final cluster (``labels``) of each leaf.
     top : float
@@ -264,10 +283,12 @@ def plot_dendrogram(estimator, n_leaves=30, ax=None):
         Clusters shown as leaves (the state ``n_leaves - n_clusters_`` merges
         before the end); each leaf is labelled "final cluster: size".
     ax : matplotlib Axes, default=None
+        Axes to draw in; a new figure when None.
 
     Returns
     -------
     ax : matplotlib Axes
+        The Axes holding the dendrogram.
     """
     from scipy.cluster.hierarchy import dendrogram
 

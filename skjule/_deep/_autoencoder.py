@@ -180,6 +180,7 @@ class AutoencoderTransformer(
     epochs : int, default=50
         Training epochs (end to end; the paper trains layer by layer first).
     batch_size : int, default=256
+        Samples per training step.
     learning_rate : float, default=1e-3
         Adam step size.
     image_shape : tuple of int or None, default=None
@@ -278,12 +279,15 @@ class AutoencoderTransformer(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or (n_samples, H, W, C)
+            Training samples; images are flattened (or kept as images for a
+            convolutional network).
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
         self : AutoencoderTransformer
+            The fitted estimator.
         """
         with fit_guard(self):
             X, sample_shape = check_features(self, X, reset=True, min_samples=2)
@@ -353,10 +357,12 @@ class AutoencoderTransformer(
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to encode.
 
         Returns
         -------
         codes : ndarray of shape (n_samples, n_components), float32
+            The encoder's output for each sample.
         """
         Xt = self._network_tensor(X)  # checks fitted first
         return check_finite_training(
@@ -369,10 +375,12 @@ class AutoencoderTransformer(
         Parameters
         ----------
         codes : array-like of shape (n_samples, n_components)
+            Codes, e.g. from :meth:`transform`.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            The decoded samples, flattened, on the scale of the training data.
         """
         check_is_fitted(self, "network_")
         codes = np.asarray(codes, dtype=np.float32)

@@ -192,10 +192,16 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     n_clusters : int, default=10
         Number of Gaussian components ``m``.
     eta : float, default=0.001
-        Weight of the separability term; the paper picks it from
-        {0.1, 0.01, 0.001, 0.0001} per data set (with the labels). 0 disables
-        it. Measured on USPS: 1e-4 and 1e-3 change little, 0.01 and 0.1 drag
-        all samples into one or two components (benchmarks/results/deepgmm.md).
+        Weight of the separability term, which pushes each centre away from
+        its nearest centres; 0 disables it. The paper picks it per data set
+        from {0.1, 0.01, 0.001, 0.0001} (with the labels, which a user does
+        not have). Too large a value lets the separation outweigh the
+        likelihood and can drag almost all samples into one or two
+        components; too small a value may not stop the joint stage from
+        merging clusters, above all after a pseudo-label stage. Check
+        ``weights_`` and ``labels_`` against ``labels_init_`` after a fit,
+        and try another value of that grid when one component takes most
+        samples.
     n_neighbor_components : int or None, default=None
         ``|n(k)|``; None means ``n_clusters // 2`` (the paper).
     autoencoder : AutoencoderTransformer or None, default=None
@@ -215,43 +221,48 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         instead of the mixture's marginal density; encoder and mixture both
         use ``learning_rate`` and the reconstruction term is left out. This
         makes the mixture's posterior follow the starting partition, which a
-        diagonal Gaussian fitted to the moments of a curved graph cluster does
-        not (``init="gdl"``; the
-        "start" rows of ``benchmarks/results/deepgmm_pseudo_labels.md``).
-        An experiment, not a general fix: with ``init="gdl"`` it raised USPS
-        from NMI 0.771 to 0.902; on MNIST-full the joint stage after it
-        collapsed the clusters with ``eta <= 0.001`` (0.825 without it, 0.494
-        with it; with ``eta=0``, NMI 0.000 in three seeds) and gave NMI
-        0.823, 0.924 and 0.883 in three seeds with ``eta=0.01``
-        (``benchmarks/results/deepgmm_mnist_full_seeds.md``); see
-        ``docs/deepgmm.rst``. 0 (the default): the paper.
+        diagonal Gaussian fitted to the moments of a curved graph cluster
+        does not: it is meant for ``init="gdl"``, whose graph partition is
+        worth keeping. An experiment, not a general fix: the mixture can then
+        agree much better with a good starting partition, but the joint stage
+        after it can collapse clusters, most readily with ``eta=0`` or a very
+        small ``eta`` (a larger one, such as 0.01, guards against that), and
+        results vary more between seeds. Compare ``labels_`` with
+        ``labels_init_`` after a fit; see ``docs/deepgmm.rst``. 0 (the
+        default): the paper.
     pseudo_label_patience : int or None, default=None
         ``None``: the pseudo-label stage runs all its epochs. An int ``p``:
         it ends early once ``p`` epochs in a row have not raised the
         agreement (the share of samples whose most probable component is
-        their own) above its best. Ending early measured worse where it
-        happened: on COIL-20 (seed 0, ``init="gdl"``, 20 epochs at most) the
-        stage stopped after 3 epochs with ``p=2`` and the result was NMI
-        0.831 / 0.825 (``eta`` 0 / 0.01,
-        ``benchmarks/results/deepgmm_eta_seeds.md``); with all 20 epochs
-        0.864 / 0.865 (``benchmarks/results/deepgmm_patience.md``). Where
-        the stage ran all its epochs anyway (USPS; MNIST with ``eta=0.01``)
-        nothing changes; with ``eta=0`` on MNIST the joint stage collapses
-        either way.
+        their own) above its best. It only saves time: the agreement can
+        stall for a few epochs while the stage still improves the mixture,
+        so ending early tends to give the joint stage a worse start, the more
+        so the smaller ``p``. Where the stage would run all its epochs anyway
+        it changes nothing. Leave it at None unless the pseudo-label stage is
+        too long, and then prefer a patience of several epochs.
     batch_size : int, default=256
+        Samples per SGD step of the pseudo-label and joint stages
+        (pretraining uses the autoencoder's own ``batch_size``). A last batch
+        of a single sample is skipped.
     learning_rate : float, default=0.01
         SGD base learning rate of the mixture's parameters (the paper's value).
     encoder_learning_rate : float, default=1e-4
         SGD base learning rate of the encoder and decoder. The paper uses one
-        rate (0.01) for everything; measured here that collapses all codes into
-        one component within an epoch (digits NMI 0.73 -> 0.0): the likelihood
+        rate (0.01) for everything; with a rate that high the codes can all
+        collapse into one component within the first epoch: the likelihood
         gradient ``sum_k p(c_k|y) (mu_k - y) / sigma_k^2`` is large for tight
-        components and drags the codes into them. 0 freezes the encoder.
+        components and drags the codes into them. Keep it well below
+        ``learning_rate``; lower it if the codes collapse (``code_std`` in
+        ``history_`` falling, one component taking most samples). 0 freezes
+        the encoder.
     momentum : float, default=0.9
+        SGD momentum, for the encoder, decoder and mixture alike.
     lr_step : int, default=10
         The "step" policy: the learning rate is multiplied by ``lr_decay``
         every ``lr_step`` epochs.
     lr_decay : float, default=0.1
+        Factor applied to both learning rates every ``lr_step`` joint epochs
+        (the pseudo-label stage is not decayed); 1 keeps them constant.
     reconstruction_weight : float, default=1.0
         Weight of the decoder's reconstruction error during joint training.
     init : {"em", "gdl"}, default="em"
@@ -260,10 +271,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         paper. ``"gdl"``: :class:`GDLClustering` on the codes, and each
         component the mean, diagonal variance and share of one of its
         clusters (no EM, which drifts back to the EM optimum). The graph
-        partition follows curved clusters a diagonal Gaussian cannot; best
-        DeepGMM NMI on USPS 0.771 instead of 0.688, COIL-20 0.822 instead of
-        0.741, MNIST-full 0.825 instead of 0.789
-        (benchmarks/results/deepgmm.md).
+        partition follows curved clusters a diagonal Gaussian cannot, so it
+        usually gives the joint stage a better start; ``"em"`` is the default
+        because it is the paper's method. ``"gdl"`` is the start
+        ``pseudo_label_epochs`` is meant for.
     gmm_n_init : int, default=5
         EM restarts of the initial ``GaussianMixture`` (``init="em"``).
     reg_covar : float, default=1e-6
@@ -276,22 +287,24 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         with) another image shape, ``fit`` raises ``ValueError`` instead of
         ignoring one of them.
     device : str or torch.device, default="auto"
-        CUDA when available (CUDA timings are not measured).
+        ``"auto"``: CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
         Seeds pretraining, EM and SGD; a fixed seed repeats on CPU.
     verbose : int, default=0
         Progress bars over pretraining and joint epochs when > 0.
-    max_grad_norm : float or None, default=10.0
-        Clip the norm of each batch's gradient (over all parameters). A
-        component that shrinks onto a few codes makes the ``1 / sigma^2``
-        gradients explode; without clipping COIL-20 diverged in the second
-        epoch with the paper's learning rate. None disables it.
     checkpoint_dir : str, path or None, default=None
         Folder for a checkpoint written after pretraining + EM and after every
         joint epoch. Running the same fit again (same data, parameters and
         seed, same prefit autoencoder) resumes there and ends with the same
         result as an uninterrupted run. The file holds the autoencoder's and
         the mixture's arrays, not pickled objects. See :class:`JULEClustering`.
+    max_grad_norm : float or None, default=10.0
+        Clip the norm of each batch's gradient (over all parameters). A
+        component that shrinks onto a few codes makes the ``1 / sigma^2``
+        gradients explode, and without clipping training can diverge within
+        a few epochs at the paper's learning rate. If ``fit`` stops with a
+        non-finite objective, lower the learning rates or this norm. None
+        disables it.
 
     Attributes
     ----------
@@ -336,18 +349,23 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    The defaults are the paper's method. One setting for all data sets that
-    measured better here is ``init="gdl", pseudo_label_epochs=20,
-    eta=0.01`` (with 10 joint epochs; NMI USPS 0.900, COIL-20 0.865,
-    MNIST-test 0.856 in ``benchmarks/results/deepgmm_patience.md``,
-    MNIST-full 0.877 +- 0.050 over three seeds in
-    ``benchmarks/results/deepgmm_mnist_full_seeds.md``; the paper's
-    setting, ``init="em", eta=0.001`` with 10 joint epochs: USPS 0.688,
-    COIL-20 0.741 in ``benchmarks/results/deepgmm.md``). It is
-    not the default because it is not the paper's method, and because the
-    result stays close to - and on average below - the
-    :class:`GDLClustering` partition of the codes it starts from; see
-    ``docs/deepgmm.rst``.
+    The defaults are the paper's method. A setting worth trying first when
+    the clusters matter is ``init="gdl", pseudo_label_epochs=20, eta=0.01``
+    (with ``epochs=10``): it starts from a graph partition of the codes,
+    lets the mixture learn that partition, and keeps the centres apart
+    during the joint stage. It is not the default because it is not the
+    paper's method, and because the result stays close to - and on average
+    below - the :class:`GDLClustering` partition of the codes it starts
+    from, and varies more between seeds than that partition. For the
+    clusters alone, :class:`GDLClustering` on the autoencoder's codes is the
+    simpler choice; this estimator adds a mixture: probabilities, a
+    log-likelihood per sample, a mean and variance per cluster.
+
+    The joint training can collapse clusters. After a fit, compare
+    ``labels_`` with ``labels_init_`` and look at ``weights_`` (one
+    component taking almost all samples) and ``history_``. To try several
+    settings, pass one fitted autoencoder as ``autoencoder``: pretraining is
+    then not repeated. See ``docs/deepgmm.rst``.
 
     Examples
     --------
@@ -528,12 +546,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or image array
+            Training samples: flat rows, or images ``(n_samples, H, W)`` /
+            ``(n_samples, H, W, C)``, which are flattened.
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
         self : DeepGMMClustering
+            The fitted estimator.
         """
         with fit_guard(self):
             return self._fit(X)
@@ -801,10 +822,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to encode.
 
         Returns
         -------
         codes : ndarray of shape (n_samples, n_components), float32
+            The trained encoder's output for each sample, the space the
+            mixture lives in.
         """
         return self._codes(X)
 
@@ -814,10 +838,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to assign.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_clusters)
+            ``p(c_k | code)`` for each sample and component, in the order
+            of ``labels_``; each row sums to 1.
         """
         return self._posterior(self._codes(X))[1]
 
@@ -827,10 +854,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to assign.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            The component of largest posterior probability of each sample,
+            numbered as in ``labels_``.
         """
         return self.predict_proba(X).argmax(axis=1)
 
@@ -840,10 +870,13 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to score.
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+            ``log p(code)`` of each sample under the fitted mixture; low
+            values mark samples far from every component (outliers).
         """
         return self._posterior(self._codes(X))[0]
 
@@ -853,11 +886,14 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of the training samples' shape
+            Samples to score.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         log_likelihood : float
+            The mean of :meth:`score_samples` over ``X``.
         """
         return float(self.score_samples(X).mean())
 
@@ -866,12 +902,15 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like
+        X : array-like of shape (n_samples, n_features) or image array
+            Training samples, as in :meth:`fit`.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            ``labels_``: the most probable component of each training sample.
         """
         return self.fit(X).labels_
 
@@ -880,7 +919,19 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         return self.means_.shape[1]
 
     def get_feature_names_out(self, input_features=None):
-        """``deepgmmclustering0``, ... for the code dimensions."""
+        """Output feature names: ``deepgmmclustering0``, ... for the code dimensions.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Not used: the names depend only on the number of code
+            dimensions. Present for API consistency.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of :meth:`transform`'s output.
+        """
         check_is_fitted(self, "means_")
         name = type(self).__name__.lower()
         return np.asarray([f"{name}{i}" for i in range(self._n_features_out)], dtype=object)

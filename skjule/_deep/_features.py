@@ -164,9 +164,9 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     See Also
     --------
-    skjule.datasets.ImageStream : the batches of decoded images used here.
-    skjule.datasets.list_image_files : the image files of a folder.
-    JULETransformer : learns the network (``freeze_backbone=True`` trains
+    skjule.datasets.ImageStream : The batches of decoded images used here.
+    skjule.datasets.list_image_files : The image files of a folder.
+    JULETransformer : Learns the network (``freeze_backbone=True`` trains
         only a head on top of a fixed one).
 
     Notes
@@ -277,6 +277,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Returns
         -------
         self : FeatureExtractor
+            The fitted extractor.
         """
         input_size = self._check_params()
         module, digest = self._load_model()

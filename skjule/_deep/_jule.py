@@ -73,6 +73,144 @@ class _Run:
     # scaling, Xt, model, generator, trainer, engine, feats, n_initial, eta
 
 
+# The Parameters section shared by JULEClustering and JULETransformer.
+_PARAMETERS_DOC = """Parameters
+    ----------
+    n_clusters : int or None, default=10
+        Number of clusters ``K``. ``None`` chooses it: the rule of
+        :class:`GDLClustering` (``n_clusters=None``) on the raw
+        (L2-normalised) inputs gives ``K0``; the periods train towards it (at
+        least 2) and the result has ``K0`` clusters (with ``recluster=False``,
+        the training target) - or, with ``distance_threshold``, as many as
+        the cut of the final re-clustering at that threshold leaves. See the user guide,
+        "Unknown number of clusters", for what this costs.
+    distance_threshold : float or None, default=None
+        With ``n_clusters=None``: cut the final re-clustering (RC, on the
+        learned embedding) at the first merge whose eq. 7 loss is at or above
+        this value, as :class:`GDLClustering` does. Needs ``recluster=True``.
+    image_shape : tuple or None, default=None
+        ``(H, W)`` or ``(H, W, C)`` when ``X`` is given flat as ``(n, H*W*C)``
+        (channels last). ``None`` with 2-D ``X`` treats rows as feature vectors
+        (MLP backbone); ``(n, H, W)`` and ``(n, H, W, C)`` arrays carry their
+        shape.
+    eta : float or "auto", default="auto"
+        Unrolling rate: a period merges ``ceil(eta * n_c)`` clusters. The paper
+        tuned it per data set with the labels: 0.9 for digits and objects, 0.2
+        for faces. ``"auto"`` derives it from the data instead: the rate that
+        takes 4 periods from the initial over-clustering (``n_0`` clusters) to
+        ``K``, ``1 - (K / n_0) ** (1 / 4)``, within [0.2, 0.9] (fitted value in
+        ``eta_``).
+    n_neighbors : int or "auto", default="auto"
+        ``Ks`` of the kNN graph. ``"auto"``: ``n_samples / n_clusters / 7``
+        clipped to [10, 20] - the paper's 20 on sets with 140 or more samples
+        per cluster, fewer on small sets with a few dozen samples per cluster
+        (see :class:`GDLClustering`).
+    a : float, default=1.0
+        Scale of ``sigma^2`` (eq. 4).
+    n_cluster_neighbors : int, default=5
+        ``Kc``: neighbour clusters of eq. 7 (and the negatives per anchor with
+        ``negatives="nearest"``).
+    lam : float, default=1.0
+        ``lambda`` of eqs. 7 and 11.
+    gamma : float, default=1.0
+        Weight of the positive pair in the triplet loss. The paper's Table 2
+        value, 2.0, belongs to the ``"weighted"`` loss (eq. 11); the authors'
+        code used 1.0 with the margin loss, the better of the two with it.
+    loss : {"margin", "weighted"}, default="margin"
+        ``"margin"`` is the authors' code:
+        ``mean max(0, gamma ||a-p||^2 - ||a-n||^2 + margin)``. ``"weighted"`` is
+        eq. 11, ``-lam/(Kc-1) mean (gamma A(a,p) - A(a,n))`` with the eq. 4
+        affinity ``A = exp(-d^2 / sigma2)``, ``sigma2 = a *`` the batch's mean
+        squared distance. The margin form is the default because it clusters
+        better: eq. 11 with ``gamma=2`` can pull every embedding onto one point
+        (a contraction costs it nothing once positives and negatives are
+        equally far), and with ``gamma=1`` it scores below the margin form.
+    margin : float, default=0.2
+        Margin of the ``"margin"`` loss.
+    negatives : {"random", "nearest"}, default="random"
+        Negatives of each anchor among the batch's samples of other clusters:
+        random ones (the authors' code) or the nearest ones (the paper's text).
+    n_negatives : int or None, default=None
+        Negatives per anchor; None means 20 for ``"random"`` (the authors'
+        code) and ``n_cluster_neighbors`` (``Kc``) for ``"nearest"``.
+    epochs_per_period : int, default=20
+        Training epochs in each backward pass, up to ``max_steps_per_period``.
+    max_steps_per_period : int or None, default=None
+        The most SGD steps (batches) of a backward pass; ``None``: always
+        ``epochs_per_period`` epochs (the paper's schedule). With a budget,
+        sets of up to ``max_steps_per_period * batch_size / epochs_per_period``
+        samples still train all their epochs and larger ones stop at the
+        budget, so a period's training costs the same whatever ``n``. A budget
+        makes large sets much faster but can cost them accuracy: they need more
+        steps per period than small ones.
+    batch_size : int, default=100
+        Samples per SGD step.
+    batch_sampling : {"random", "cluster"}, default="random"
+        Random permutations (the authors' code) or batches packed with groups
+        of same-cluster samples.
+    learning_rate, momentum, weight_decay : float, default=0.01, 0.9, 5e-5
+        SGD settings of the paper.
+    lr_gamma, lr_power : float, default=1e-4, 0.75
+        The "inv" policy: ``lr = learning_rate * (1 + lr_gamma * iter) ** -lr_power``.
+    embedding_dim : int, default=160
+        Size of the learned embedding (the network's L2-normalised output).
+    recluster : bool, default=True
+        Return the "RC" labels (a fresh agglomerative run on the final
+        embedding); ``False`` returns the "SF" labels. Both are stored.
+    small_cluster_fraction : float or None, default=0.05
+        The final cut of :class:`GDLClustering`: clusters smaller than
+        ``small_cluster_fraction * n / K`` are attached to large ones instead of
+        surviving as clusters.
+    normalize : bool, default=True
+        L2-normalise the raw inputs for the initial over-clustering.
+    knn_method : {"auto", "exact", "nndescent"}, default="auto"
+        How the kNN graph is built: exact search by blocked matrix products,
+        or pynndescent. ``"auto"`` picks exact search when
+        ``2 * n^2 * d <= 4e11``.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU. CUDA timings have
+        not been measured by the developers (no GPU was available).
+    random_state : int, RandomState instance or None, default=None
+        Seeds network initialisation, batch order and NN-descent: a fixed
+        seed gives identical labels on the CPU.
+    n_jobs : int or None, default=None
+        Threads for NN-descent.
+    verbose : int, default=0
+        1: progress bars over periods and over the epochs of each period;
+        2: also over merges.
+    checkpoint_dir : str, path or None, default=None
+        Folder for a checkpoint written at the end of every period (network,
+        optimiser, random states, clusters). A fit that is killed and started
+        again with the same data, parameters, seed and starting network
+        resumes from the last completed period and ends with the same labels
+        as an uninterrupted run; anything else starts afresh. Use an int
+        ``random_state``: with ``None`` every fit draws a new seed and never
+        resumes. The file stays after the fit (re-running then takes only the
+        final re-clustering); delete it to free the space. Files hold only
+        tensors, arrays and plain values and are read with
+        ``torch.load(weights_only=True)``: a foreign file is ignored with a
+        warning, never executed.
+    backbone : torch.nn.Module, callable or None, default=None
+        Replaces the paper's CNN (or the MLP): a module mapping a batch of
+        inputs - ``(batch, C, H, W)`` for images, ``(batch, n_features)``
+        otherwise - to ``(batch, d)`` features, e.g. a pretrained network
+        loaded from disk; or a callable that builds such a module from the
+        input shape ``(C, H, W)`` / ``(n_features,)``. A linear layer to
+        ``embedding_dim`` and L2 normalisation are added on top, as in the
+        paper. The module is copied: the one passed in is never trained.
+        Inputs reach it standardised by one global mean and std.
+    freeze_backbone : bool, default=False
+        Train only the linear head on top of ``backbone``: the backbone's
+        parameters get ``requires_grad=False`` and it stays in eval mode
+        (BatchNorm statistics and dropout frozen) through the whole fit, so
+        JULE clusters fixed (e.g. pretrained) features through a learned
+        projection; faster, and nothing learned before is lost. ``False``
+        fine-tunes the copied backbone with the head. No effect without a
+        ``backbone``.
+
+"""
+
+
 class _JULEBase(
     NetworkPickleMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -281,8 +419,7 @@ class _JULEBase(
         if run.unknown_k:
             # K chosen on the raw inputs (GDLClustering's rule) is the training
             # target (at least 2, so the triplet loss has negatives) and the
-            # final K. Choosing again on the learned embedding measured worse
-            # (docs/unknown_k.rst).
+            # final K. Choosing again on the learned embedding measured worse.
             run.raw_choice = choose_n_clusters(
                 lambda m: self._engine(m, rng),
                 run.raw,
@@ -478,12 +615,14 @@ class _JULEBase(
         Parameters
         ----------
         X : array-like
+            Training images (or feature vectors).
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, embedding_dim)
+            The learned, L2-normalised embedding of ``X``.
         """
         return self.fit(X).embedding_.copy()
 
@@ -509,138 +648,7 @@ class JULEClustering(ClusterMixin, _JULEBase):
     blocks until the map is about 10x10, a linear layer to 160 units, L2
     normalisation). Plain feature vectors get an MLP.
 
-    Parameters
-    ----------
-    n_clusters : int or None, default=10
-        Number of clusters ``K``. ``None`` chooses it: the rule of
-        :class:`GDLClustering` (``n_clusters=None``) on the raw
-        (L2-normalised) inputs gives ``K0``; the periods train towards it (at
-        least 2) and the result has ``K0`` clusters (with ``recluster=False``,
-        the training target) - or, with ``distance_threshold``, as many as
-        the cut of the final re-clustering at that threshold leaves. See the user guide,
-        "Unknown number of clusters", for what this costs.
-    distance_threshold : float or None, default=None
-        With ``n_clusters=None``: cut the final re-clustering (RC, on the
-        learned embedding) at the first merge whose eq. 7 loss is at or above
-        this value, as :class:`GDLClustering` does. Needs ``recluster=True``.
-    image_shape : tuple or None, default=None
-        ``(H, W)`` or ``(H, W, C)`` when ``X`` is given flat as ``(n, H*W*C)``
-        (channels last). ``None`` with 2-D ``X`` treats rows as feature vectors
-        (MLP backbone); ``(n, H, W)`` and ``(n, H, W, C)`` arrays carry their
-        shape.
-    eta : float or "auto", default="auto"
-        Unrolling rate: a period merges ``ceil(eta * n_c)`` clusters. The paper
-        tuned it per data set with the labels: 0.9 for digits and objects, 0.2
-        for faces. ``"auto"`` derives it from the data instead: the rate that
-        takes 4 periods from the initial over-clustering (``n_0`` clusters) to
-        ``K``, ``1 - (K / n_0) ** (1 / 4)``, within [0.2, 0.9] (fitted value in
-        ``eta_``). Measured with one configuration for every set in
-        ``benchmarks/results/jule_one_config.md``.
-    n_neighbors : int or "auto", default="auto"
-        ``Ks`` of the kNN graph. ``"auto"``: ``n_samples / n_clusters / 7``
-        clipped to [10, 20] - the paper's 20 on sets with 140 or more samples
-        per cluster, fewer on small sets with a few dozen samples per cluster
-        (see :class:`GDLClustering`).
-    a : float, default=1.0
-        Scale of ``sigma^2`` (eq. 4).
-    n_cluster_neighbors : int, default=5
-        ``Kc``: neighbour clusters of eq. 7 (and the negatives per anchor with
-        ``negatives="nearest"``).
-    lam : float, default=1.0
-        ``lambda`` of eqs. 7 and 11.
-    gamma : float, default=1.0
-        Weight of the positive pair in the triplet loss. The paper's Table 2
-        value, 2.0, belongs to the ``"weighted"`` loss (eq. 11); the authors'
-        code used 1.0 with the margin loss, which measured best here (USPS RC
-        NMI 0.928 with 1.0 against 0.888 with 2.0).
-    loss : {"margin", "weighted"}, default="margin"
-        ``"margin"`` is the authors' code:
-        ``mean max(0, gamma ||a-p||^2 - ||a-n||^2 + margin)``. ``"weighted"`` is
-        eq. 11, ``-lam/(Kc-1) mean (gamma A(a,p) - A(a,n))`` with the eq. 4
-        affinity ``A = exp(-d^2 / sigma2)``, ``sigma2 = a *`` the batch's mean
-        squared distance. The margin form is the default because it measured
-        better: eq. 11 with ``gamma=2`` pulls every embedding onto one point (a
-        contraction costs it nothing once positives and negatives are equally
-        far; MNIST-test SF NMI 0.006), and with ``gamma=1`` it scored below
-        the margin form (MNIST-test RC 0.907 with nearest negatives against
-        0.931 for the default). See ``docs/jule.rst``.
-    margin : float, default=0.2
-        Margin of the ``"margin"`` loss.
-    negatives : {"random", "nearest"}, default="random"
-        Negatives of each anchor among the batch's samples of other clusters:
-        random ones (the authors' code) or the nearest ones (the paper's text).
-    n_negatives : int or None, default=None
-        Negatives per anchor; None means 20 for ``"random"`` (the authors'
-        code) and ``n_cluster_neighbors`` (``Kc``) for ``"nearest"``.
-    epochs_per_period : int, default=20
-        Training epochs in each backward pass, up to ``max_steps_per_period``.
-    max_steps_per_period : int or None, default=None
-        The most SGD steps (batches) of a backward pass; ``None``: always
-        ``epochs_per_period`` epochs (the paper's schedule). With a budget,
-        sets of up to ``max_steps_per_period * batch_size / epochs_per_period``
-        samples still train all their epochs and larger ones stop at the
-        budget, so a period's training costs the same whatever ``n``. A budget
-        makes large sets much faster but can cost them accuracy: they need more
-        steps per period than small ones.
-    batch_size : int, default=100
-    batch_sampling : {"random", "cluster"}, default="random"
-        Random permutations (the authors' code) or batches packed with groups
-        of same-cluster samples.
-    learning_rate, momentum, weight_decay : float, default=0.01, 0.9, 5e-5
-        SGD settings of the paper.
-    lr_gamma, lr_power : float, default=1e-4, 0.75
-        The "inv" policy: ``lr = learning_rate * (1 + lr_gamma * iter) ** -lr_power``.
-    embedding_dim : int, default=160
-    recluster : bool, default=True
-        Return the "RC" labels (a fresh agglomerative run on the final
-        embedding); ``False`` returns the "SF" labels. Both are stored.
-    small_cluster_fraction : float or None, default=0.05
-        The final cut of :class:`GDLClustering`: clusters smaller than
-        ``small_cluster_fraction * n / K`` are attached to large ones instead of
-        surviving as clusters.
-    normalize : bool, default=True
-        L2-normalise the raw inputs for the initial over-clustering.
-    knn_method : {"auto", "exact", "nndescent"}, default="auto"
-    device : str or torch.device, default="auto"
-        ``"auto"`` uses CUDA when available, else the CPU. CUDA timings have
-        not been measured by the developers (no GPU was available).
-    random_state : int, RandomState instance or None, default=None
-        Seeds network initialisation, batch order and NN-descent: a fixed
-        seed gives identical labels on the CPU.
-    n_jobs : int or None, default=None
-        Threads for NN-descent.
-    verbose : int, default=0
-        1: progress bars over periods and over the epochs of each period;
-        2: also over merges.
-    backbone : torch.nn.Module, callable or None, default=None
-        Replaces the paper's CNN (or the MLP): a module mapping a batch of
-        inputs - ``(batch, C, H, W)`` for images, ``(batch, n_features)``
-        otherwise - to ``(batch, d)`` features, e.g. a pretrained network
-        loaded from disk; or a callable that builds such a module from the
-        input shape ``(C, H, W)`` / ``(n_features,)``. A linear layer to
-        ``embedding_dim`` and L2 normalisation are added on top, as in the
-        paper. The module is copied: the one passed in is never trained.
-        Inputs reach it standardised by one global mean and std.
-    freeze_backbone : bool, default=False
-        Train only the linear head on top of ``backbone``: the backbone's
-        parameters get ``requires_grad=False`` and it stays in eval mode
-        (BatchNorm statistics and dropout frozen) through the whole fit, so
-        JULE clusters fixed (e.g. pretrained) features through a learned
-        projection; faster, and nothing learned before is lost. ``False``
-        fine-tunes the copied backbone with the head. No effect without a
-        ``backbone``.
-    checkpoint_dir : str, path or None, default=None
-        Folder for a checkpoint written at the end of every period (network,
-        optimiser, random states, clusters). A fit that is killed and started
-        again with the same data, parameters, seed and starting network
-        resumes from the last completed period and ends with the same labels
-        as an uninterrupted run; anything else starts afresh. Use an int
-        ``random_state``: with ``None`` every fit draws a new seed and never
-        resumes. The file stays after the fit (re-running then takes only the
-        final re-clustering); delete it to free the space. Files hold only
-        tensors, arrays and plain values and are read with
-        ``torch.load(weights_only=True)``: a foreign file is ignored with a
-        warning, never executed.
+    %(parameters)s
 
     Attributes
     ----------
@@ -679,6 +687,7 @@ class JULEClustering(ClusterMixin, _JULEBase):
     image_shape_ : tuple or None
         ``(H, W, C)`` used by the CNN, None for the MLP.
     device_ : torch.device
+        The device the network ran on (resolves ``"auto"``).
     n_features_in_ : int
         Number of features seen during ``fit`` (the flattened size of a
         sample).
@@ -690,8 +699,8 @@ class JULEClustering(ClusterMixin, _JULEBase):
 
     See Also
     --------
-    JULETransformer : the learned embedding as a transformer.
-    GDLClustering : the agglomerative engine alone on fixed features.
+    JULETransformer : The learned embedding as a transformer.
+    GDLClustering : The agglomerative engine alone on fixed features.
 
     Examples
     --------
@@ -711,12 +720,14 @@ class JULEClustering(ClusterMixin, _JULEBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or (n_samples, H, W, C)
+            Training images (or feature vectors).
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
         self : JULEClustering
+            The fitted estimator.
         """
         with fit_guard(self):
             return self._fit(X)
@@ -731,10 +742,12 @@ class JULEClustering(ClusterMixin, _JULEBase):
         Parameters
         ----------
         X : array-like of the same sample shape as in ``fit``
+            New samples.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Cluster of each sample, in ``range(n_clusters_)``.
         """
         Z = self._embed_new(X)
         return knn_vote(
@@ -747,11 +760,14 @@ class JULEClustering(ClusterMixin, _JULEBase):
         Parameters
         ----------
         X : array-like
+            Training images (or feature vectors), as in ``fit``.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Cluster of each training sample (``labels_``).
         """
         return self.fit(X).labels_
 
@@ -764,9 +780,7 @@ class JULETransformer(_JULEBase):
     other clusterer: ``Pipeline([("jule", JULETransformer(10)), ("km", KMeans(10))])``.
     The clusters found during training are kept in ``labels_``.
 
-    Parameters
-    ----------
-    See :class:`JULEClustering`.
+    %(parameters)s
 
     Attributes
     ----------
@@ -803,11 +817,19 @@ class JULETransformer(_JULEBase):
         Parameters
         ----------
         X : array-like
+            Training images (or feature vectors), as in
+            :meth:`JULEClustering.fit`.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         self : JULETransformer
+            The fitted transformer.
         """
         with fit_guard(self):
             return self._fit(X)
+
+
+for _cls in (JULEClustering, JULETransformer):
+    _cls.__doc__ = _cls.__doc__.replace("%(parameters)s", _PARAMETERS_DOC.strip("\n"))

@@ -61,13 +61,14 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         ``Ks``: out-degree of the kNN graph. ``"auto"`` takes
         ``n_samples / n_clusters / 7`` clipped to [10, 20] (the paper's 20 from
         140 samples per cluster on), which keeps the neighbourhoods inside
-        clusters of a few dozen samples: measured NMI against the paper's
-        fixed 20, COIL-20 0.899 -> 0.945, UMist 0.774 -> 0.889, COIL-100
-        0.957 -> 0.971 (Ks 10 on all three); USPS and MNIST are unchanged
-        (Ks 20). Below 10 neighbours, 30-image-per-class subsets of the
-        scikit-learn digits lost 0.06 to 0.15 NMI
-        (benchmarks/results/ks_floor.md). With ``n_clusters=None`` the K of a first pass
-        with ``Ks = 20`` stands in for ``n_clusters``.
+        clusters of a few dozen samples. With a fixed 20, neighbourhoods in
+        such small clusters (COIL-20 or UMist have a few dozen images per
+        class) reach into other clusters and pull them together; on large
+        clusters ``"auto"`` is the paper's 20. Below 10 the graph gets too
+        sparse to hold a cluster together, hence the floor. Give an int to
+        reproduce a published setting or when the clusters are much smaller
+        or larger than ``n_samples / n_clusters``. With ``n_clusters=None``
+        the K of a first pass with ``Ks = 20`` stands in for ``n_clusters``.
     a : float, default=1.0
         ``sigma^2 = a * mean squared neighbour distance`` in eq. 4.
     n_cluster_neighbors : int, default=5
@@ -159,6 +160,11 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         example); ``predict`` then checks that it gets the same columns in
         the same order.
 
+    See Also
+    --------
+    sklearn.cluster.AgglomerativeClustering : Ward/average/complete linkage.
+    JULEClustering : The same engine with a jointly trained network.
+
     Notes
     -----
     :meth:`predict` needs the training samples: the fitted estimator keeps
@@ -170,11 +176,6 @@ class GDLClustering(ClusterMixin, BaseEstimator):
     to the given order. The clustering is the same as in the given order (up
     to ties and pynndescent's randomness); only the time changes (see
     ``docs/scaling.rst``). It costs one more copy of ``X`` during ``fit``.
-
-    See Also
-    --------
-    sklearn.cluster.AgglomerativeClustering : Ward/average/complete linkage.
-    JULEClustering : the same engine with a jointly trained network.
 
     References
     ----------
@@ -332,6 +333,7 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Cluster index of each sample, as in ``labels_``.
         """
         check_is_fitted(self, "labels_")
         X, _ = check_features(self, X, reset=False, min_samples=1)

@@ -151,9 +151,14 @@ class MergeEngine:
     fast : bool, default=False
         Drop the cross terms of the affinity update, as the authors' code did.
     knn_method : {"auto", "exact", "nndescent"}, default="auto"
-    random_state : RandomState instance or None
-    n_jobs : int or None
-    verbose : bool
+        Exact search by blocked matrix products, or pynndescent; ``"auto"``
+        as in :class:`GDLClustering`.
+    random_state : RandomState instance or None, default=None
+        Seeds NN-descent (the exact search is deterministic).
+    n_jobs : int or None, default=None
+        Threads for NN-descent.
+    verbose : bool, default=False
+        Progress bars for the graph and the merges.
     collapse_guard : bool, default=True
         Check the final partition of :meth:`merge_until` for a chaining
         collapse and redo its last merges with Ward's criterion if found.
@@ -177,9 +182,14 @@ class MergeEngine:
         The criterion's value at each merge (read-only).
     n_merged_ : int
         Merges so far.
+    ward_from_ : int or None
+        Number of clusters from which the collapse guard redid the last
+        merges with Ward's criterion (None: it did not act).
+    WORK_COUNTERS : tuple of str
+        Names of the counters :meth:`work_counts` returns.
     """
 
-    #: Level the collapse guard finished from (None: it did not act).
+    # Documented in the class docstring's Attributes.
     ward_from_ = None
 
     # Entries kept beyond Kc in each neighbour list (None: max(Kc, 5)); 0
@@ -228,6 +238,7 @@ class MergeEngine:
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features)
+            The samples (the engine keeps a reference, not a copy).
         graph : KNNGraph, optional
             A graph of ``X`` already built.
         init : {"1nn", "singletons"}
@@ -237,6 +248,11 @@ class MergeEngine:
             With ``init="1nn"``: when the 1-NN graph has fewer components than
             this (a coarse start on very redundant data), start from
             singletons instead.
+
+        Returns
+        -------
+        self : MergeEngine
+            The engine, ready to merge.
         """
         self.X_ = X
         self.graph_ = graph if graph is not None else self._graph(X)
@@ -313,7 +329,23 @@ class MergeEngine:
         )
 
     def rebuild(self, X, graph=None):
-        """New features, same clusters: recompute graph, affinities and losses."""
+        """Recompute graph, affinities and losses for new features of the same samples.
+
+        The clusters stay as they are; only what depends on the features
+        changes (JULE calls this after each training period).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The new features, one row per sample as in :meth:`start`.
+        graph : KNNGraph, optional
+            A graph of ``X`` already built.
+
+        Returns
+        -------
+        self : MergeEngine
+            The engine, ready to merge.
+        """
         self.X_ = X
         self.graph_ = graph if graph is not None else self._graph(X)
         live = np.flatnonzero(self._alive)
@@ -343,6 +375,11 @@ class MergeEngine:
         With :meth:`load_state_dict` and :meth:`rebuild` this is all an engine
         needs to continue: the graph and affinities are recomputed from the
         features given to ``rebuild``.
+
+        Returns
+        -------
+        state : dict
+            Arrays (copies) and ints keyed by name.
         """
         return {
             k: (v.copy() if isinstance(v, np.ndarray) else int(v))
@@ -351,7 +388,18 @@ class MergeEngine:
         }
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` saved; call :meth:`rebuild` before merging."""
+        """Restore what :meth:`state_dict` saved; call :meth:`rebuild` before merging.
+
+        Parameters
+        ----------
+        state : dict
+            The output of :meth:`state_dict`.
+
+        Returns
+        -------
+        self : MergeEngine
+            The engine with the saved partition and merge history.
+        """
         missing = [k for k in self._STATE if k not in state]
         if missing:
             raise ValueError(f"engine state lacks {missing}")
@@ -413,22 +461,51 @@ class MergeEngine:
         """Current labels, numbered from 0 up in order of first appearance."""
         return relabel_first_appearance(self._label)
 
-    #: Names of the work counters of :meth:`work_counts` (described in
-    #: :data:`skjule._engine._merge_kernels.WORK_COUNTERS`).
+    # Described in skjule._engine._merge_kernels.WORK_COUNTERS.
     WORK_COUNTERS = K.WORK_COUNTERS
 
     def work_counts(self):
-        """What the merges since the last :meth:`start` or :meth:`rebuild` read,
-        as a dict of the :attr:`WORK_COUNTERS` (for profiling the growth with n)."""
+        """Count what the merges since the last :meth:`start` or :meth:`rebuild` read.
+
+        For profiling how the work grows with the number of samples.
+
+        Returns
+        -------
+        counts : dict of str to int
+            One entry per name in :attr:`WORK_COUNTERS`.
+        """
         return dict(zip(self.WORK_COUNTERS, (int(v) for v in self._work.count)))
 
     def affinity(self, a, b):
-        """GDL affinity of the live cluster slots ``a`` and ``b``."""
+        """GDL affinity of the live cluster slots ``a`` and ``b``.
+
+        Parameters
+        ----------
+        a, b : int
+            Live cluster slots (the engine's internal cluster indices).
+
+        Returns
+        -------
+        affinity : float
+            The graph-degree-linkage affinity between the two clusters.
+        """
         return K.affinity(self._S, self._size, a, b)
 
     def s_row(self, a):
-        """``{b: S(b <- a)}`` over the clusters adjacent to slot ``a``, as a dict
-        (for inspection; the engine keeps it in a flat pool, :mod:`skjule._engine._rows`)."""
+        """One row of the cluster affinity table, for inspection.
+
+        The engine keeps the table in a flat pool (:mod:`skjule._engine._rows`).
+
+        Parameters
+        ----------
+        a : int
+            A cluster slot.
+
+        Returns
+        -------
+        row : dict of int to float
+            ``{b: S(b <- a)}`` over the clusters adjacent to ``a``.
+        """
         return _rows.row_dict(self._S, a)
 
     # ------------------------------------------------------------------ merges
@@ -451,7 +528,13 @@ class MergeEngine:
         return kept
 
     def step(self):
-        """One greedy eq. 7 merge; returns False when no merge was possible."""
+        """Make one greedy eq. 7 merge.
+
+        Returns
+        -------
+        merged : bool
+            False when no merge was possible.
+        """
         if self._n_alive <= 1:
             return False
         before = self._n_alive
@@ -535,13 +618,27 @@ class MergeEngine:
                     bar.update(1)
 
     def merge_isolated(self, n_stop):
-        """Attach clusters with no affinity to any other to the nearest centroid."""
+        """Attach clusters with no affinity to any other to the nearest centroid.
+
+        Parameters
+        ----------
+        n_stop : int
+            Stop when this many clusters remain.
+        """
         isolated = np.flatnonzero(self._alive & (self._top.idx[:, 0] < 0))
         if isolated.size and self._n_alive > n_stop:
             self._centroid_merges(isolated, np.ones_like(self._alive), n_stop)
 
     def merge_until(self, n_clusters, *, n_final=None, small_cluster_fraction=None):
-        """Greedy merges until ``n_clusters`` clusters remain.
+        """Merge greedily until ``n_clusters`` clusters remain.
+
+        When ``n_clusters == n_final`` the result is checked for a chaining
+        collapse (one cluster with more than half the samples, or fewer than
+        ``K`` clusters of the small-cluster cut's minimum size); if found, the
+        last merges are redone with Ward's size-weighted criterion
+        (``ward_from_`` says from which level) and a warning is given when
+        even that finds no ``K`` clusters. ``collapse_guard=False`` turns the
+        check off.
 
         Parameters
         ----------
@@ -552,7 +649,7 @@ class MergeEngine:
             than ``20 K`` clusters exist, clusters with no affinity to any other
             are first attached to the nearest centroid (as in the authors'
             code). Defaults to ``n_clusters``.
-        small_cluster_fraction : float or None
+        small_cluster_fraction : float or None, default=None
             Only when ``n_clusters == n_final``: the small-cluster cut. Merge
             normally down to ``10 K`` clusters; then merge only while more than
             ``K`` clusters hold at least ``small_cluster_fraction * n / K``
@@ -561,12 +658,10 @@ class MergeEngine:
             has none). Without it a few outlier pairs can survive as clusters
             of their own.
 
-        When ``n_clusters == n_final`` the result is checked for a chaining
-        collapse (one cluster with more than half the samples, or fewer than
-        ``K`` clusters of the small-cluster cut's minimum size); if found, the
-        last merges are redone with Ward's size-weighted criterion (see
-        ``_guard_collapse``; ``ward_from_`` says from which level) and a
-        warning is given when even that finds no ``K`` clusters.
+        Returns
+        -------
+        self : MergeEngine
+            The engine after the merges.
         """
         n_clusters = int(n_clusters)
         n_final = n_clusters if n_final is None else int(n_final)

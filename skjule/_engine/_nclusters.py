@@ -17,9 +17,8 @@ cluster and then picks a cut of that hierarchy:
   single blob severs about as much as its Gaussian and gives one cluster,
   with a warning.
 
-The choice was measured on six benchmark sets (``benchmarks/bench_auto_k.py``)
-before it was fixed; the docs page "Unknown number of clusters" lists its
-failure modes.
+The user guide's page "Unknown number of clusters" says when the rule is
+reliable and lists its failure modes.
 """
 
 import warnings
@@ -38,8 +37,8 @@ __all__ = ["modularity_curve", "choose_n_clusters", "threshold_cut"]
 # modularity cut are fragments (outliers and pieces), not clusters.
 FRAGMENT_FRACTION = 0.25
 # The structure check compares the data with a Gaussian on this many samples,
-# NULL_SUBSETS times (the median ratio decides): one unlucky subset made
-# MNIST-full look like one blob (benchmarks/results/scale_single_subset_check.md).
+# NULL_SUBSETS times (the median ratio decides): a single unlucky subset can
+# make clustered data look like one blob.
 NULL_SAMPLES = 2000
 NULL_SUBSETS = 3
 # The data have clusters when their best cut severs less than this share of
@@ -218,8 +217,7 @@ def _structure_ratio(make_engine, X, n_neighbors, rng, n_samples, on_sphere):
     ``k`` clusters of the hierarchy of a Gaussian with the data's mean and
     covariance (same engine settings), projected onto the unit sphere when
     the data were (``on_sphere``: the estimators' ``normalize=True``).
-    Well separated clusters give about 0; a single blob about 1
-    (``benchmarks/results/structure_check.md``).
+    Well separated clusters give about 0; a single blob about 1.
     """
     if X.shape[0] > n_samples:
         X = X[np.sort(rng.choice(X.shape[0], n_samples, replace=False))]
