@@ -17,7 +17,7 @@ CH is the Calinski-Harabasz score of the labels in the space the method
 clusters (pixels, codes or the JULE embedding).
 
     python benchmarks/bench_deepgmm.py --data-home ../shared/datasets \
-        --output benchmarks/results/deepgmm.md
+        --output /tmp/deepgmm.md
 """
 
 import io

@@ -9,7 +9,7 @@ method the mean and standard deviation over the seeds. ``train img/s`` is the
 CNN's mean training throughput over the periods; ``steps`` the SGD steps of the fit.
 
     python benchmarks/bench_jule.py --data-home ../shared/datasets \
-        --output benchmarks/results/jule.md
+        --output benchmarks/results/jule_defaults.md
 
 ``digits`` is scikit-learn's 8x8 digits (no file needed); images larger than
 ``--image-size`` (32) are shrunk by block means first (COIL-20: 128x128 -> 32x32).

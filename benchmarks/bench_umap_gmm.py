@@ -2,8 +2,8 @@
 
 The issue's reference point for JULE on MNIST-full: "what UMAP to 10-d plus a
 GaussianMixture gets on the same pixels in a minute". Needs umap-learn, which
-is not a skjule dependency (``pip install umap-learn``). The JULE row is not
-re-run here (45 minutes): see benchmarks/results/jule_mnist_full.md.
+is not a skjule dependency (``pip install umap-learn``). JULE is not run here
+(most of an hour on MNIST-full): ``bench_jule.py --datasets mnist-full`` runs it.
 
     python benchmarks/bench_umap_gmm.py --data-home ../shared/datasets \
         --output benchmarks/results/umap_gmm.md
@@ -58,8 +58,7 @@ def main():
 NOTES = """
 All rows on the same L2-normalised pixels, in one process, one seed (`--seed`). UMAP with
 a `random_state` runs single-threaded (reproducible); `min_dist=0.0` is UMAP's advice for
-clustering. JULE on MNIST-full (not re-run here): NMI 0.952, ACC 0.983 in 2,695 s
-(benchmarks/results/jule_mnist_full.md).
+clustering. JULE is not run here: `bench_jule.py --datasets mnist-full` runs it.
 """
 
 if __name__ == "__main__":
