@@ -9,9 +9,9 @@ representation while it clusters. The figure shows why JULE helps: the
 classes are far better separated in the learned embedding than in pixel
 space (the paper's Fig. 1).
 
-On these tiny 8x8 images the engine alone is already strong and JULE's
-default three-period run does not beat it; on the real benchmarks JULE does
-(``benchmarks/results/jule.md``).
+On these tiny 8x8 images the engine alone is already strong and JULE does
+not beat it; on larger images (USPS, COIL-20, UMist) it does: see
+:doc:`/benchmarks`.
 """
 
 import time

@@ -1,6 +1,6 @@
 """
-Transferring a representation between MNIST and USPS (needs the benchmark data)
-================================================================================
+Transferring a representation between MNIST and USPS (downloads the data)
+===========================================================================
 
 The paper's Table 6: train JULE on one digit set, embed the other set with
 the trained network (images brought to the source set's size and layout:
@@ -10,7 +10,7 @@ raw pixels of the target set, and with JULE trained on the target set itself.
 
 Run::
 
-    python examples/transfer_mnist_usps.py --data-home ../shared/datasets
+    python examples/transfer_mnist_usps.py --data-home DIR
 
 ``--data-home`` is a folder with ``mnist.npz`` and ``usps.npz`` (arrays
 ``X``, ``y``); without it the data are fetched with

@@ -1,13 +1,13 @@
 """
-Pictures of JULE on USPS (needs the benchmark data)
-===================================================
+Pictures of JULE on USPS (downloads the data)
+=============================================
 
 Clusters the 9,298 USPS digits with JULE and saves the four plots of
 :mod:`skjule.plotting`: a montage of every cluster, the learned embedding in
 2-D (t-SNE) and 3-D (PCA) coloured by cluster, the clusters and loss per
 period, and the dendrogram of the last merges. Run::
 
-    python examples/usps_pictures.py --data-home ../shared/datasets --out-dir usps_pictures
+    python examples/usps_pictures.py --data-home DIR --out-dir usps_pictures
 
 Without ``--data-home`` USPS is fetched with :func:`skjule.datasets.fetch_usps`.
 """
