@@ -82,8 +82,8 @@ _PARAMETERS_DOC = """Parameters
         (L2-normalised) inputs gives ``K0``; the periods train towards it (at
         least 2) and the result has ``K0`` clusters (with ``recluster=False``,
         the training target) - or, with ``distance_threshold``, as many as
-        the cut of the final re-clustering at that threshold leaves. See the user guide,
-        "Unknown number of clusters", for what this costs.
+        the cut of the final re-clustering at that threshold leaves. See the documentation
+        page "Unknown number of clusters" for what this costs.
     distance_threshold : float or None, default=None
         With ``n_clusters=None``: cut the final re-clustering (RC, on the
         learned embedding) at the first merge whose eq. 7 loss is at or above
@@ -194,7 +194,8 @@ _PARAMETERS_DOC = """Parameters
         Replaces the paper's CNN (or the MLP): a module mapping a batch of
         inputs - ``(batch, C, H, W)`` for images, ``(batch, n_features)``
         otherwise - to ``(batch, d)`` features, e.g. a pretrained network
-        loaded from disk; or a callable that builds such a module from the
+        loaded from disk (TorchScript from ``torch.jit.load`` included); or a
+        callable that builds such a module from the
         input shape ``(C, H, W)`` / ``(n_features,)``. A linear layer to
         ``embedding_dim`` and L2 normalisation are added on top, as in the
         paper. The module is copied: the one passed in is never trained.

@@ -9,6 +9,8 @@ one pool). Images smaller than 5 pixels get a padded convolution.
 """
 
 import copy
+import io
+import warnings
 
 import torch
 from torch import nn
@@ -18,9 +20,12 @@ __all__ = [
     "conv_plan",
     "build_cnn",
     "build_mlp",
+    "copy_module",
     "Embedder",
     "FrozenModule",
     "resolve_device",
+    "script_from_bytes",
+    "script_to_bytes",
     "wrap_backbone",
 ]
 
@@ -103,6 +108,44 @@ def build_mlp(n_features, embedding_dim=160, hidden=512):
     return model
 
 
+def script_to_bytes(module):
+    """A TorchScript module as the bytes ``torch.jit.save`` writes."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; it still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(module, buf)
+    return buf.getvalue()
+
+
+def script_from_bytes(data):
+    """The TorchScript module :func:`script_to_bytes` saved, on the CPU."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+
+
+def _outer_scripts(module):
+    """The TorchScript modules in ``module`` that are not inside another one."""
+    if isinstance(module, torch.jit.ScriptModule):
+        yield module
+    else:
+        for child in module.children():
+            yield from _outer_scripts(child)
+
+
+def copy_module(module):
+    """A deep copy of ``module`` whose parameters can be trained and frozen.
+
+    ``copy.deepcopy`` of a TorchScript module clones its parameters into
+    non-leaf tensors, which an optimiser refuses and ``requires_grad_`` cannot
+    change: TorchScript parts (the module itself or submodules) are copied by
+    a ``torch.jit.save`` / ``torch.jit.load`` round trip, the rest by
+    ``copy.deepcopy``.
+    """
+    memo = {id(s): script_from_bytes(script_to_bytes(s)) for s in _outer_scripts(module)}
+    return copy.deepcopy(module, memo)
+
+
 class FrozenModule(nn.Module):
     """A module that is never trained: no gradients, always in eval mode.
 
@@ -115,7 +158,8 @@ class FrozenModule(nn.Module):
     def __init__(self, module):
         super().__init__()
         self.module = module
-        module.requires_grad_(False)
+        for p in module.parameters():  # TorchScript modules refuse module.requires_grad_
+            p.requires_grad_(False)
         module.eval()
 
     def train(self, mode=True):
@@ -131,20 +175,29 @@ class FrozenModule(nn.Module):
 def wrap_backbone(backbone, image_shape, n_features, embedding_dim, freeze=False):
     """A user's module (or a builder of one) + linear head + L2 normalisation.
 
-    A dry run on two zero inputs checks that it maps ``(batch, ...)`` to
-    ``(batch, d)`` and finds ``d``. With ``freeze``, the backbone is wrapped
-    in :class:`FrozenModule`: only the head trains.
+    A module is copied (:func:`copy_module`, TorchScript included), so the
+    one passed in is never trained. A dry run on two zero inputs checks that
+    it maps ``(batch, ...)`` to ``(batch, d)`` and finds ``d``. With
+    ``freeze``, the backbone is wrapped in :class:`FrozenModule`: only the
+    head trains.
     """
     in_shape = (
         (n_features,) if image_shape is None else (image_shape[2], image_shape[0], image_shape[1])
     )
     if isinstance(backbone, nn.Module):
-        body = copy.deepcopy(backbone)
+        body = copy_module(backbone)
     else:
         body = backbone(in_shape)
         if not isinstance(body, nn.Module):
             raise ValueError(
                 f"backbone(input_shape) must return a torch.nn.Module; got {type(body).__name__}."
+            )
+        if not all(p.is_leaf for p in body.parameters()):
+            raise ValueError(
+                "The module backbone(input_shape) returned has parameters that are not leaf "
+                "tensors, so they can be neither trained nor frozen (copy.deepcopy of a "
+                "TorchScript module makes such copies). Return the module torch.jit.load "
+                "gives, or pass it as backbone: JULE copies it properly."
             )
     body = body.to("cpu")
     was_training = body.training

@@ -48,8 +48,8 @@ class GDLClustering(ClusterMixin, BaseEstimator):
         the automatic rule (the most modular cut of the hierarchy on the kNN
         graph, fragments under a quarter of the mean cluster size not
         counted, one cluster when the data are no more clustered than a
-        Gaussian); see the user guide, "Unknown number of clusters".
-        The fit then costs about two to three times a fit with known K.
+        Gaussian); see the documentation page "Unknown number of clusters".
+        The fit then costs a few times a fit with known K.
     distance_threshold : float or None, default=None
         With ``n_clusters=None``: merging stops at the first merge whose
         eq. 7 loss (see ``merge_losses_``, always <= 0; closer to 0 is a

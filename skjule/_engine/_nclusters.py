@@ -17,7 +17,7 @@ cluster and then picks a cut of that hierarchy:
   single blob severs about as much as its Gaussian and gives one cluster,
   with a warning.
 
-The user guide's page "Unknown number of clusters" says when the rule is
+The documentation page "Unknown number of clusters" says when the rule is
 reliable and lists its failure modes.
 """
 
