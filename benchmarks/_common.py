@@ -271,6 +271,18 @@ class Table:
         return "\n".join(lines)
 
 
+def seed_summary(results):
+    """Print and return the table of mean and standard deviation over the seeds;
+    ``results`` maps ``(dataset, method)`` to a list of ``(NMI, ACC, seconds)``."""
+    summary = Table(["dataset", "method", "NMI mean", "NMI std", "ACC mean", "seconds mean"])
+    print()
+    summary.header()
+    for (name, method), rows in results.items():
+        a = np.array(rows)
+        summary.add(name, method, a[:, 0].mean(), a[:, 0].std(), a[:, 1].mean(), a[:, 2].mean())
+    return "Mean and standard deviation over the seeds:\n\n" + summary.markdown() + "\n"
+
+
 def machine_line():
     import sklearn
 

@@ -63,7 +63,6 @@ def main():
             "steps",
         ]
     )
-    summary = C.Table(["dataset", "method", "NMI mean", "NMI std", "ACC mean", "seconds mean"])
     C.warm_up()
     table.header()
     nan = float("nan")
@@ -106,16 +105,11 @@ def main():
             add(f"{label}-RC", jule.labels_, t, peak, ips, steps)
             add(f"{label}-SF", jule.labels_sf_, t, peak, ips, steps)
 
-    print()
-    summary.header()
-    for (name, method), rows in results.items():
-        a = np.array(rows)
-        summary.add(name, method, a[:, 0].mean(), a[:, 0].std(), a[:, 1].mean(), a[:, 2].mean())
     C.write(
         args.output,
         "JULE with its defaults, over seeds",
         table,
-        "Mean and standard deviation over the seeds:\n\n" + summary.markdown() + "\n" + NOTES,
+        C.seed_summary(results) + NOTES,
     )
 
 

@@ -30,21 +30,20 @@ X = X / 16.0  # pixels in [0, 1]
 # %%
 # Fit
 # ---
-# ``init="gdl"`` starts the mixture from a :class:`~skjule.GDLClustering`
-# partition of the codes instead of EM (the paper's start); it measured
-# better on the benchmark sets. ``n_clusters`` must be given (default 10).
-# The joint training often ends a little below the partition it starts
-# from: the deep GMM is a probability model *of* that partition more than
-# an improvement on it.
+# By default the mixture starts from a :class:`~skjule.GDLClustering`
+# partition of the autoencoder's codes, and a pseudo-label stage trains the
+# encoder and the mixture so that each code is likely under its own
+# component. ``n_clusters`` must be given (default 10). The clusters stay
+# close to the partition they start from: the deep GMM is a probability
+# model *of* that partition more than an improvement on it.
 dgmm = DeepGMMClustering(
     n_clusters=10,
-    init="gdl",
-    epochs=5,
+    pseudo_label_epochs=10,
     autoencoder=AutoencoderTransformer(hidden_dims=(256, 256, 512), epochs=40, random_state=0),
     random_state=0,
 ).fit(X)
 print(f"start (partition of the codes): NMI {nmi(y, dgmm.labels_init_):.3f}")
-print(f"after joint training:           NMI {nmi(y, dgmm.labels_):.3f}")
+print(f"the mixture:                    NMI {nmi(y, dgmm.labels_):.3f}")
 
 # %%
 # How sure is each assignment?

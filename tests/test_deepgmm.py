@@ -14,6 +14,8 @@ from skjule import AutoencoderTransformer, DeepGMMClustering, GDLClustering
 from skjule._deep._deepgmm import GMMLayer, _joint_log_prob, mixture_from_partition, separability
 
 TINY_AE = dict(hidden_dims=(16,), epochs=2, random_state=0)
+# The paper's method (EM start, no pseudo-label stage), for the tests of its joint stage.
+PAPER = dict(init="em", pseudo_label_epochs=0)
 
 
 # scikit-learn's estimator checks, all of them. The only skips come from scikit-learn
@@ -23,7 +25,11 @@ TINY_AE = dict(hidden_dims=(16,), epochs=2, random_state=0)
 @parametrize_with_checks(
     [
         DeepGMMClustering(
-            3, epochs=2, autoencoder=AutoencoderTransformer(3, **TINY_AE), random_state=0
+            3,
+            pseudo_label_epochs=2,
+            epochs=2,
+            autoencoder=AutoencoderTransformer(3, **TINY_AE),
+            random_state=0,
         ),
         AutoencoderTransformer(3, **TINY_AE),
         AutoencoderTransformer(3, variational=True, **TINY_AE),
@@ -114,7 +120,7 @@ def test_history_code_std_is_the_spread_of_the_codes(digits, ae):
     X, _ = digits
     # Encoder frozen: the codes the mixture sees are the pretrained ones.
     d = DeepGMMClustering(
-        10, autoencoder=ae, epochs=1, encoder_learning_rate=0, random_state=0
+        10, autoencoder=ae, epochs=1, encoder_learning_rate=0, random_state=0, **PAPER
     ).fit(X)
     Z = ae.transform(X)
     np.testing.assert_allclose(d.history_[0]["code_std"], Z.std(0).mean(), rtol=0.05)
@@ -124,7 +130,7 @@ def test_fitted_mixture_is_valid_and_probabilities_sum_to_one(digits, ae):
     X, y = digits
     # A large mixture learning rate: still a simplex and positive variances.
     d = DeepGMMClustering(
-        10, eta=0.1, autoencoder=ae, epochs=4, learning_rate=0.1, random_state=0
+        10, eta=0.1, autoencoder=ae, epochs=4, learning_rate=0.1, random_state=0, **PAPER
     ).fit(X)
     for h in d.history_:
         assert abs(h["weight_sum"] - 1) < 1e-5 and h["min_variance"] > 0
@@ -161,8 +167,10 @@ def test_mixture_from_partition_has_the_partitions_moments():
 
 def test_gdl_init_starts_from_the_graph_partition(digits, ae):
     X, y = digits
-    em = DeepGMMClustering(10, autoencoder=ae, epochs=0, random_state=0).fit(X)
-    gdl = DeepGMMClustering(10, init="gdl", autoencoder=ae, epochs=0, random_state=0).fit(X)
+    em = DeepGMMClustering(10, autoencoder=ae, epochs=0, random_state=0, **PAPER).fit(X)
+    gdl = DeepGMMClustering(
+        10, init="gdl", pseudo_label_epochs=0, autoencoder=ae, epochs=0, random_state=0
+    ).fit(X)
     codes = ae.transform(X)
     part = GDLClustering(10, random_state=0).fit_predict(codes)
     np.testing.assert_allclose(
@@ -195,7 +203,7 @@ def test_pseudo_label_stage_stops_when_the_agreement_stalls_for_two_epochs():
 def test_pseudo_label_epochs_make_the_mixture_reproduce_its_partition(digits, ae):
     X, _ = digits
     kw = dict(init="gdl", autoencoder=ae, epochs=0, random_state=0)
-    start = DeepGMMClustering(10, **kw).fit(X)
+    start = DeepGMMClustering(10, pseudo_label_epochs=0, **kw).fit(X)
     trained = DeepGMMClustering(10, pseudo_label_epochs=8, pseudo_label_patience=2, **kw).fit(X)
     np.testing.assert_array_equal(trained.labels_init_, start.labels_init_)
 
@@ -252,6 +260,7 @@ def test_divergence_is_reported(digits, ae):
             encoder_learning_rate=1.0,
             max_grad_norm=None,
             random_state=0,
+            **PAPER,
         ).fit(digits[0])
 
 
@@ -259,10 +268,30 @@ def test_clusters_digits_and_eta_zero_is_the_ablation(digits, ae):
     X, y = digits
     base = normalized_mutual_info_score(y, ae.transform(X).argmax(1))
     for eta in (0.0, 0.01):
-        d = DeepGMMClustering(10, eta=eta, autoencoder=ae, epochs=5, random_state=0).fit(X)
+        d = DeepGMMClustering(10, eta=eta, autoencoder=ae, epochs=5, random_state=0, **PAPER).fit(X)
         nmi = normalized_mutual_info_score(y, d.labels_)
         assert nmi > 0.6 > base
         assert d.history_[0]["separability"] > 0
+
+
+def test_defaults_keep_the_clusters_where_the_papers_method_collapses(digits, ae):
+    """The collapse-prone case: a heavy separability weight. The paper's joint
+    stage drags most samples into one component; the default schedule (graph
+    start, pseudo-label stage, no joint stage) does not."""
+    X, y = digits
+
+    def largest(d):
+        return np.bincount(d.labels_).max() / len(X)
+
+    paper = DeepGMMClustering(10, eta=1.0, epochs=5, autoencoder=ae, random_state=0, **PAPER)
+    assert largest(paper.fit(X)) > 0.6
+    for eta in (1.0, DeepGMMClustering().eta):
+        d = DeepGMMClustering(10, eta=eta, autoencoder=ae, random_state=0).fit(X)
+        assert largest(d) < 0.35
+        assert normalized_mutual_info_score(d.labels_init_, d.labels_) > 0.8
+        assert normalized_mutual_info_score(y, d.labels_) > 0.6
+        assert [h["stage"] for h in d.history_] == ["pseudo-label"] * 20
+    assert len(np.unique(d.labels_)) == 10  # the default eta keeps every cluster
 
 
 def test_prefit_autoencoder_is_used_without_refitting_and_not_modified(digits, ae):

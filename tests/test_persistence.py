@@ -195,7 +195,8 @@ def test_killed_process_resumes(tmp_path, digits):
 
 
 @pytest.mark.parametrize(
-    "stages", [dict(epochs=4), dict(epochs=2, pseudo_label_epochs=2, init="gdl")]
+    "stages",
+    [dict(epochs=4, init="em", pseudo_label_epochs=0), dict(epochs=2, pseudo_label_epochs=2)],
 )
 def test_deepgmm_interrupted_fit_resumes_to_the_same_result(tmp_path, monkeypatch, digits, stages):
     import skjule._deep._deepgmm as dgmm_module

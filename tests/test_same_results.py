@@ -83,7 +83,9 @@ def test_deepgmm_results_unchanged(data, variant, expected):
 
     X = data[0][:500]
     stages = (
-        dict(epochs=3) if variant == "em" else dict(epochs=2, pseudo_label_epochs=2, init="gdl")
+        dict(epochs=3, init="em", pseudo_label_epochs=0, eta=0.001)
+        if variant == "em"
+        else dict(epochs=2, pseudo_label_epochs=2, init="gdl", eta=0.001)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -10,6 +10,11 @@ optimization of representation learning and GMM-based modeling" (ACCV 2018):
    ``mean log p(f(x) | GMM) + eta * sum_k sum_{j in n(k)} ||mu_k - mu_j||^2``
    over the ``|n(k)| = m/2`` nearest centres of each centre.
 
+The estimator's defaults replace step 2 by a GDLClustering partition of the
+codes (``init="gdl"``) and step 3 by the pseudo-label stage (each code's
+density under its own component); the paper's steps stay reachable through
+``init="em"``, ``pseudo_label_epochs=0`` and ``epochs``.
+
 The mixture is parameterised so it is always valid: weights are the softmax of
 free logits (a simplex), standard deviations the exponential of free log-stds
 (positive). With that parameterisation the autograd gradients are exactly the
@@ -178,27 +183,44 @@ def _first_appearance_order(labels, k):
 class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     """Deep clustering by joint training of an encoder and a Gaussian mixture.
 
-    Pretrains a denoising autoencoder, fits a diagonal GMM by EM on its codes,
-    then trains encoder and mixture together by SGD on the mixture's
-    log-likelihood plus ``eta`` times the squared distances between each
-    centre and its ``n_neighbor_components`` nearest centres (Wang & Jiang's
-    eq. 5). ``eta=0`` is their "DeepGMM" ablation. The decoder's
-    reconstruction error stays in the objective (weight
+    Pretrains a denoising autoencoder and partitions its codes with
+    :class:`GDLClustering`; each cluster becomes one diagonal Gaussian
+    component (its mean, variance and share). Encoder and mixture are then
+    trained together by SGD so that each code is likely under its own
+    component (the pseudo-label stage, ``pseudo_label_epochs``), while
+    ``eta`` times the squared distances between each centre and its
+    ``n_neighbor_components`` nearest centres keeps the centres apart. The
+    result is a mixture with probabilities per sample and component
+    (``predict_proba``), a log-likelihood per sample (``score_samples``) and
+    a mean and variance per cluster.
+
+    Wang & Jiang's method as written is reachable with
+    ``init="em", pseudo_label_epochs=0, epochs=20`` and ``eta`` from their
+    grid {0.1, 0.01, 0.001, 0.0001}: EM on the codes, then joint SGD on the
+    mixture's marginal log-likelihood plus the separability term (their eq.
+    5; ``eta=0`` is their "DeepGMM" ablation). In that joint stage the
+    decoder's reconstruction error stays in the objective (weight
     ``reconstruction_weight``): without it the encoder can shrink all codes
-    towards the centres and raise the likelihood without bound.
+    towards the centres and raise the likelihood without bound. The defaults
+    are not the paper's because they cluster much better and are faster
+    (``docs/deepgmm.rst``): the EM mixture on the codes starts from a far
+    worse partition than the graph, and the joint stage after the
+    pseudo-label stage did not improve the clusters and sometimes merged
+    them.
 
     Parameters
     ----------
     n_clusters : int, default=10
         Number of Gaussian components ``m``.
-    eta : float, default=0.001
+    eta : float, default=0.01
         Weight of the separability term, which pushes each centre away from
-        its nearest centres; 0 disables it. The paper picks it per data set
-        from {0.1, 0.01, 0.001, 0.0001} (with the labels, which a user does
-        not have). Too large a value lets the separation outweigh the
-        likelihood and can drag almost all samples into one or two
-        components; too small a value may not stop the joint stage from
-        merging clusters, above all after a pseudo-label stage. Check
+        its nearest centres, in both stages; 0 disables it. The paper picks it
+        per data set from {0.1, 0.01, 0.001, 0.0001} (with the labels, which a
+        user does not have). In the paper's joint stage, too large a value
+        lets the separation outweigh the likelihood and can drag almost all
+        samples into one or two components; too small a value may not stop
+        the joint stage from merging clusters, above all after a pseudo-label
+        stage. Check
         ``weights_`` and ``labels_`` against ``labels_init_`` after a fit,
         and try another value of that grid when one component takes most
         samples.
@@ -211,9 +233,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         is cloned and fitted on ``X``; a fitted one is used as the starting
         point without refitting (copied, never modified), which lets several
         runs share one pretraining.
-    epochs : int, default=20
-        Epochs of joint training.
-    pseudo_label_epochs : int, default=0
+    epochs : int, default=0
+        Epochs of the paper's joint stage (marginal log-likelihood,
+        separability and reconstruction), after the pseudo-label stage; the
+        paper trains 20.
+    pseudo_label_epochs : int, default=20
         *Not in the paper.* This many epochs (fewer with
         ``pseudo_label_patience``) before the joint stage
         in which each code's log-likelihood is its density under the
@@ -223,13 +247,10 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         makes the mixture's posterior follow the starting partition, which a
         diagonal Gaussian fitted to the moments of a curved graph cluster
         does not: it is meant for ``init="gdl"``, whose graph partition is
-        worth keeping. An experiment, not a general fix: the mixture can then
-        agree much better with a good starting partition, but the joint stage
-        after it can collapse clusters, most readily with ``eta=0`` or a very
-        small ``eta`` (a larger one, such as 0.01, guards against that), and
-        results vary more between seeds. Compare ``labels_`` with
-        ``labels_init_`` after a fit; see ``docs/deepgmm.rst``. 0 (the
-        default): the paper.
+        worth keeping. A joint stage after it (``epochs > 0``) can merge
+        clusters, most readily with ``eta=0`` or a very small ``eta``.
+        Compare ``labels_`` with ``labels_init_`` after a fit; see
+        ``docs/deepgmm.rst``. 0: the paper.
     pseudo_label_patience : int or None, default=None
         ``None``: the pseudo-label stage runs all its epochs. An int ``p``:
         it ends early once ``p`` epochs in a row have not raised the
@@ -265,16 +286,14 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         (the pseudo-label stage is not decayed); 1 keeps them constant.
     reconstruction_weight : float, default=1.0
         Weight of the decoder's reconstruction error during joint training.
-    init : {"em", "gdl"}, default="em"
-        How the mixture starts on the pretrained codes. ``"em"``: scikit-learn's
-        ``GaussianMixture`` fitted by EM (``gmm_n_init`` restarts), as in the
-        paper. ``"gdl"``: :class:`GDLClustering` on the codes, and each
-        component the mean, diagonal variance and share of one of its
-        clusters (no EM, which drifts back to the EM optimum). The graph
-        partition follows curved clusters a diagonal Gaussian cannot, so it
-        usually gives the joint stage a better start; ``"em"`` is the default
-        because it is the paper's method. ``"gdl"`` is the start
-        ``pseudo_label_epochs`` is meant for.
+    init : {"gdl", "em"}, default="gdl"
+        How the mixture starts on the pretrained codes. ``"gdl"``:
+        :class:`GDLClustering` on the codes, and each component the mean,
+        diagonal variance and share of one of its clusters (no EM, which
+        drifts back to the EM optimum). The graph partition follows curved
+        clusters a diagonal Gaussian cannot, so it gives a far better start.
+        ``"em"``: scikit-learn's ``GaussianMixture`` fitted by EM
+        (``gmm_n_init`` restarts), as in the paper.
     gmm_n_init : int, default=5
         EM restarts of the initial ``GaussianMixture`` (``init="em"``).
     reg_covar : float, default=1e-6
@@ -349,30 +368,27 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    The defaults are the paper's method. A setting worth trying first when
-    the clusters matter is ``init="gdl", pseudo_label_epochs=20, eta=0.01``
-    (with ``epochs=10``): it starts from a graph partition of the codes,
-    lets the mixture learn that partition, and keeps the centres apart
-    during the joint stage. It is not the default because it is not the
-    paper's method, and because the result stays close to - and on average
-    below - the :class:`GDLClustering` partition of the codes it starts
-    from, and varies more between seeds than that partition. For the
-    clusters alone, :class:`GDLClustering` on the autoencoder's codes is the
-    simpler choice; this estimator adds a mixture: probabilities, a
-    log-likelihood per sample, a mean and variance per cluster.
+    The clusters stay close to the :class:`GDLClustering` partition of the
+    codes the fit starts from (``labels_init_``); what the mixture adds is
+    probabilities, a log-likelihood per sample and a mean and variance per
+    cluster. The most useful of these is the top probability: the samples
+    with the lowest ``predict_proba(X).max(axis=1)`` are the ones to review.
+    For the clusters alone, :class:`GDLClustering` on the autoencoder's
+    codes is the simpler choice.
 
-    The joint training can collapse clusters. After a fit, compare
-    ``labels_`` with ``labels_init_`` and look at ``weights_`` (one
-    component taking almost all samples) and ``history_``. To try several
-    settings, pass one fitted autoencoder as ``autoencoder``: pretraining is
-    then not repeated. See ``docs/deepgmm.rst``.
+    The paper's joint stage (``epochs > 0``) can collapse clusters. After
+    such a fit, compare ``labels_`` with ``labels_init_`` and look at
+    ``weights_`` (one component taking almost all samples) and
+    ``history_``. To try several settings, pass one fitted autoencoder as
+    ``autoencoder``: pretraining is then not repeated. See
+    ``docs/deepgmm.rst``.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> from skjule import AutoencoderTransformer, DeepGMMClustering
     >>> X, y = load_digits(return_X_y=True)
-    >>> dgmm = DeepGMMClustering(10, epochs=2, random_state=0,
+    >>> dgmm = DeepGMMClustering(10, pseudo_label_epochs=2, random_state=0,
     ...                          autoencoder=AutoencoderTransformer(epochs=2))
     >>> dgmm.fit_predict(X).shape
     (1797,)
@@ -410,11 +426,11 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self,
         n_clusters=10,
         *,
-        eta=0.001,
+        eta=0.01,
         n_neighbor_components=None,
         autoencoder=None,
-        epochs=20,
-        pseudo_label_epochs=0,
+        epochs=0,
+        pseudo_label_epochs=20,
         pseudo_label_patience=None,
         batch_size=256,
         learning_rate=0.01,
@@ -423,7 +439,7 @@ class DeepGMMClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         lr_step=10,
         lr_decay=0.1,
         reconstruction_weight=1.0,
-        init="em",
+        init="gdl",
         gmm_n_init=5,
         reg_covar=1e-6,
         image_shape=None,
