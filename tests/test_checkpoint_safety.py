@@ -93,6 +93,7 @@ def test_deepgmm_checkpoint_holds_no_estimator_objects(tmp_path, X):
     params = dict(
         n_clusters=5,
         epochs=2,
+        pseudo_label_epochs=1,
         batch_size=60,
         random_state=0,
         autoencoder=AutoencoderTransformer(hidden_dims=(16,), epochs=1),

@@ -298,7 +298,7 @@ def test_prefit_autoencoder_is_used_without_refitting_and_not_modified(digits, a
     X, _ = digits
     before = {k: v.clone() for k, v in ae.network_.state_dict().items()}
     d = DeepGMMClustering(
-        10, autoencoder=ae, epochs=1, encoder_learning_rate=1e-2, random_state=0
+        10, autoencoder=ae, epochs=1, pseudo_label_epochs=1, encoder_learning_rate=1e-2
     ).fit(X)
     for k, v in ae.network_.state_dict().items():
         torch.testing.assert_close(v, before[k])
@@ -306,7 +306,7 @@ def test_prefit_autoencoder_is_used_without_refitting_and_not_modified(digits, a
     assert d.autoencoder_.history_ == ae.history_  # not retrained
     # An unfitted autoencoder is cloned and fitted; the parameter stays unfitted.
     spec = AutoencoderTransformer(hidden_dims=(32,), epochs=1)
-    DeepGMMClustering(10, autoencoder=spec, epochs=1, random_state=0).fit(X)
+    DeepGMMClustering(10, autoencoder=spec, epochs=1, pseudo_label_epochs=1, random_state=0).fit(X)
     assert not hasattr(spec, "network_")
     with pytest.raises(ValueError, match="features"):
         DeepGMMClustering(3, autoencoder=ae, epochs=1).fit(X[:, :10])

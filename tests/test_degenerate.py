@@ -27,7 +27,12 @@ ALL = dict(
     MAKERS,
     **{
         "deepgmm": lambda k, **kw: DeepGMMClustering(
-            k, epochs=1, random_state=0, autoencoder=AutoencoderTransformer(2, **SMALL_AE), **kw
+            k,
+            epochs=1,
+            pseudo_label_epochs=1,
+            random_state=0,
+            autoencoder=AutoencoderTransformer(2, **SMALL_AE),
+            **kw,
         ),
         "autoencoder": lambda k, **kw: AutoencoderTransformer(2, **SMALL_AE, **kw),
     },

@@ -29,6 +29,7 @@ ESTIMATORS = {
     "deepgmm": lambda k: DeepGMMClustering(
         k,
         epochs=1,
+        pseudo_label_epochs=1,
         random_state=0,
         autoencoder=AutoencoderTransformer(2, hidden_dims=(8,), epochs=1, random_state=0),
     ),

@@ -204,6 +204,7 @@ def test_failed_fit_keeps_the_previous_feature_names(frame):
         DeepGMMClustering(
             2,
             epochs=1,
+            pseudo_label_epochs=1,
             gmm_n_init=1,
             random_state=0,
             autoencoder=AutoencoderTransformer(3, **TINY_AE),
@@ -223,13 +224,15 @@ def test_deepgmm_checks_a_prefit_autoencoders_columns(frame):
     ae = AutoencoderTransformer(3, **TINY_AE).fit(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        dgmm = DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae, random_state=0).fit(
-            frame
-        )
+        dgmm = DeepGMMClustering(
+            3, epochs=1, pseudo_label_epochs=1, gmm_n_init=1, autoencoder=ae, random_state=0
+        ).fit(frame)
         dgmm.predict(frame)
     assert list(ae.feature_names_in_) == list(frame.columns)  # the given one untouched
     with pytest.raises(ValueError, match="feature names"):
-        DeepGMMClustering(3, epochs=1, gmm_n_init=1, autoencoder=ae).fit(frame[frame.columns[::-1]])
+        DeepGMMClustering(3, epochs=1, pseudo_label_epochs=1, gmm_n_init=1, autoencoder=ae).fit(
+            frame[frame.columns[::-1]]
+        )
 
 
 # ------------------------------------------------------------------ divergence
@@ -327,15 +330,21 @@ def test_deepgmm_image_shape_conflicting_with_the_autoencoder_is_an_error():
     X = np.random.RandomState(0).rand(30, 16)
     unfitted = AutoencoderTransformer(2, architecture="conv", image_shape=(2, 8), **TINY_AE)
     with pytest.raises(ValueError, match=r"image_shape=\(4, 4\).*conflicts.*2x8x1"):
-        DeepGMMClustering(2, epochs=1, image_shape=(4, 4), autoencoder=unfitted).fit(X)
+        DeepGMMClustering(
+            2, epochs=1, pseudo_label_epochs=1, image_shape=(4, 4), autoencoder=unfitted
+        ).fit(X)
 
     flat = AutoencoderTransformer(2, **TINY_AE).fit(X)
     with pytest.raises(ValueError, match=r"conflicts.*fitted on flat vectors"):
-        DeepGMMClustering(2, epochs=1, image_shape=(4, 4), autoencoder=flat).fit(X)
+        DeepGMMClustering(
+            2, epochs=1, pseudo_label_epochs=1, image_shape=(4, 4), autoencoder=flat
+        ).fit(X)
 
     conv = AutoencoderTransformer(2, architecture="conv", image_shape=(4, 4), **TINY_AE).fit(X)
     with pytest.raises(ValueError, match=r"conflicts.*fitted on images of 4x4x1"):
-        DeepGMMClustering(2, epochs=1, image_shape=(2, 8), autoencoder=conv).fit(X)
+        DeepGMMClustering(
+            2, epochs=1, pseudo_label_epochs=1, image_shape=(2, 8), autoencoder=conv
+        ).fit(X)
     # the same shape in both places is fine, also spelled (H, W, 1)
     DeepGMMClustering(
         2, epochs=1, gmm_n_init=1, image_shape=(4, 4, 1), autoencoder=conv, random_state=0
