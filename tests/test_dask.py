@@ -1,6 +1,8 @@
 """Fitted estimators inside dask_ml's ParallelPostFit on a real distributed cluster,
 and hyper-parameter search on the dask joblib backend (the optional `dask` extra)."""
 
+import os
+
 import numpy as np
 import pytest
 from joblib import parallel_config
@@ -19,6 +21,19 @@ FAST = dict(epochs_per_period=1, embedding_dim=16, random_state=0)
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed's nanny writes OMP/MKL/OPENBLAS_NUM_THREADS=1 into this
+    # process's environment for its workers and leaves them there: every later
+    # subprocess (the docs build, the examples, the CLI) would then run on one
+    # thread. Restore the environment afterwards.
+    environ = dict(os.environ)
+    try:
+        yield from _client()
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _client():
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
