@@ -3,7 +3,8 @@
 Rows per data set and seed, all with their defaults and the true number of
 clusters: KMeans on the pixels, GDLClustering, DeepGMMClustering (its
 defaults) and the deep-GMM paper's method as written (``init="em"``, no
-pseudo-label stage, ``eta=0.001``, 20 joint epochs), and JULEClustering.
+pseudo-label stage, ``eta=0.001``, 20 joint epochs), JULEClustering and
+JULEMixture (JULE's loop ending in a Gaussian mixture).
 
 For the estimators with ``predict_proba``, the columns after ``peak MB`` say
 how useful the probabilities are, after matching clusters to classes with the
@@ -24,10 +25,10 @@ gets the pixels of the data set as they are, scaled to [0, 1].
 import json
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from skjule import DeepGMMClustering, GDLClustering, JULEClustering
+from skjule import DeepGMMClustering, GDLClustering, JULEClustering, JULEMixture
+from skjule.metrics import matched_labels
 
 import _common as C
 
@@ -35,23 +36,9 @@ SETS = ["usps", "mnist-test", "umist", "coil20", "coil100", "mnist-full"]
 PAPER = dict(init="em", pseudo_label_epochs=0, eta=0.001, epochs=20)
 
 
-def matched(y, labels):
-    """``labels`` mapped onto the classes of ``y`` by the Hungarian method."""
-    classes, yi = np.unique(y, return_inverse=True)
-    clusters, li = np.unique(labels, return_inverse=True)
-    counts = np.zeros((len(clusters), len(classes)), dtype=np.int64)
-    np.add.at(counts, (li, yi), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    mapping = np.full(len(clusters), -1)
-    mapping[rows] = cols
-    return mapping[li], yi
-
-
 def probability_quality(y, proba, n_bins=15):
     """(ECE, accuracy of the surer half, accuracy of the less sure half)."""
-    labels = proba.argmax(1)
-    pred, yi = matched(y, labels)
-    correct = (pred == yi).astype(float)
+    correct = (matched_labels(y, proba.argmax(1)) == y).astype(float)
     conf = proba.max(1)
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     ece = 0.0
@@ -77,10 +64,17 @@ def main():
         default=[],
         help="JSON dicts of DeepGMMClustering parameters: one extra row each (exploration only)",
     )
-    p.add_argument("--no-jule", action="store_true", help="leave out JULE")
+    p.add_argument(
+        "--jule-mixture-params",
+        nargs="*",
+        default=[],
+        help="JSON dicts of JULEMixture parameters: one extra row each (exploration only)",
+    )
+    p.add_argument("--no-jule", action="store_true", help="leave out JULE and JULEMixture")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's deep GMM")
     args = p.parse_args()
     extra = [json.loads(s) for s in args.deepgmm_params]
+    extra_mixture = [json.loads(s) for s in args.jule_mixture_params]
 
     columns = ["dataset", "n", "seed", "method", "NMI", "ACC", "seconds", "peak MB"]
     columns += ["ECE", "ACC sure half", "ACC unsure half", "largest"]
@@ -123,6 +117,13 @@ def main():
             if not args.no_jule:
                 jule, t, peak, _ = C.measure(lambda: JULEClustering(k, random_state=seed).fit(Xj))
                 add("JULEClustering", jule.labels_, t, peak)
+                runs = [("JULEMixture", {})]
+                runs += [("JULEMixture " + json.dumps(kw), kw) for kw in extra_mixture]
+                for method, kw in runs:
+                    jm, t, peak, _ = C.measure(
+                        lambda kw=kw: JULEMixture(k, random_state=seed, **kw).fit(Xj)
+                    )
+                    add(method, jm.labels_, t, peak, jm.proba_)
 
     C.write(
         args.output,

@@ -3,7 +3,8 @@
 The agglomerative engine (:class:`GDLClustering`, :class:`MergeEngine`,
 :func:`cut_hierarchy`) and :func:`clustering_accuracy` need only numpy, numba
 and pynndescent: ``import skjule`` never imports torch. The deep estimators
-(:class:`JULEClustering`, :class:`JULETransformer`, :class:`DeepGMMClustering`,
+(:class:`JULEClustering`, :class:`JULETransformer`, :class:`JULEMixture`,
+:class:`DeepGMMClustering`,
 :class:`AutoencoderTransformer`) and :class:`FeatureExtractor` need PyTorch
 (``pip install 'skjule[deep]'``) and are imported on first access (PEP 562).
 """
@@ -25,6 +26,7 @@ _LAZY = {
     "FeatureExtractor": "._deep._features",
     "JULEClustering": "._deep._jule",
     "JULETransformer": "._deep._jule",
+    "JULEMixture": "._deep._jule_mixture",
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "FeatureExtractor",
     "GDLClustering",
     "JULEClustering",
+    "JULEMixture",
     "JULETransformer",
     "MergeEngine",
     "clustering_accuracy",

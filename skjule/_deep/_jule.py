@@ -396,8 +396,16 @@ class _JULEBase(
             bar.set_postfix(clusters=run.engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
         bar.close()
         final, n_final_merges, choice = self._recluster(run)
+        extra = self._final_stage(run, final.hierarchy(n_final_merges).labels)
         self._store_fitted(run, final, n_final_merges, choice)
+        for name, value in extra.items():
+            setattr(self, name, value)
         return self
+
+    def _final_stage(self, run, labels):
+        """A subclass's work after the final clustering ``labels``; returns
+        fitted attributes to set (after, and over, the common ones)."""
+        return {}
 
     def _set_up(self, X):
         """Validate, choose K and Ks, build the network, trainer and checkpointer."""

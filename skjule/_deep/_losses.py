@@ -22,7 +22,13 @@ Both are written with torch operations only, so autograd gives the gradient
 
 import torch
 
-__all__ = ["batch_triplets", "weighted_triplet_loss", "margin_triplet_loss", "sq_distances"]
+__all__ = [
+    "batch_triplets",
+    "weighted_triplet_loss",
+    "margin_triplet_loss",
+    "soft_margin_triplet_loss",
+    "sq_distances",
+]
 
 
 def sq_distances(z):
@@ -141,3 +147,58 @@ def margin_triplet_loss(
         return z.sum() * 0.0, 0
     terms = torch.relu(gamma * d2[:, :, None] - d_neg[:, None, :] + margin)
     return terms[mask].mean(), n_trip
+
+
+def soft_margin_triplet_loss(
+    z,
+    labels,
+    *,
+    resp,
+    gamma=1.0,
+    margin=0.2,
+    n_negatives=5,
+    negatives="nearest",
+    generator=None,
+):
+    """The margin loss with triplets weighted by a mixture's responsibilities.
+
+    Triplets are those of :func:`margin_triplet_loss` on the hard labels
+    (``labels``, the most probable components). The triplet ``(a, p, n)``
+    weighs ``s(a, p) * (1 - s(a, n))``, where ``s(i, j) = sum_c r_ic r_jc`` is
+    the probability that ``i`` and ``j`` come from the same component under
+    the responsibilities ``r``: pairs the mixture is unsure of pull and push
+    less. The weights are constants (not differentiated); the loss is the
+    weighted mean of the hinge terms.
+
+    Parameters
+    ----------
+    z : Tensor (B, D)
+        Embeddings.
+    labels : Tensor (B,)
+        Hard labels (argmax of ``resp``).
+    resp : Tensor (B, K)
+        Responsibilities of the batch's samples (rows sum to 1).
+    gamma, margin, n_negatives, negatives, generator
+        As for :func:`margin_triplet_loss`.
+
+    Returns
+    -------
+    loss : Tensor (scalar)
+    n_triplets : int
+    """
+    d2 = sq_distances(z)
+    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)
+    d_neg = d2.gather(1, neg_idx)
+    mask = _triplet_mask(pos, neg_ok)
+    n_trip = int(mask.sum())
+    if n_trip == 0:
+        return z.sum() * 0.0, 0
+    r = resp.to(z.dtype)
+    same = r @ r.T  # (B, B): P(i and j share a component)
+    w = same[:, :, None] * (1.0 - same.gather(1, neg_idx))[:, None, :]
+    w = w.detach()[mask]
+    terms = torch.relu(gamma * d2[:, :, None] - d_neg[:, None, :] + margin)[mask]
+    total = w.sum()
+    if float(total) <= 0.0:
+        return z.sum() * 0.0, 0
+    return (w * terms).sum() / total, n_trip

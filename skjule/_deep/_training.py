@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from ._losses import margin_triplet_loss, weighted_triplet_loss
+from ._losses import margin_triplet_loss, soft_margin_triplet_loss, weighted_triplet_loss
 
 __all__ = ["Trainer", "embed", "random_batches", "cluster_batches"]
 
@@ -92,8 +92,12 @@ class Trainer:
         loss_kwargs,
         bar=None,
         max_steps=None,
+        resp=None,
     ):
         """Train ``epochs`` epochs on ``labels``; returns a dict of statistics.
+
+        ``resp``: None, or responsibilities ``(n, K)`` of a mixture; then the
+        loss is :func:`soft_margin_triplet_loss` (``loss`` is ignored).
 
         ``max_steps``: None, or the most SGD steps (batches); training stops
         after that many even inside an epoch (every epoch is a fresh random
@@ -103,6 +107,10 @@ class Trainer:
         model.train()
         labels_t = torch.as_tensor(labels, dtype=torch.long)
         loss_fn = weighted_triplet_loss if loss == "weighted" else margin_triplet_loss
+        resp_t = None
+        if resp is not None:
+            loss_fn = soft_margin_triplet_loss
+            resp_t = torch.as_tensor(np.asarray(resp, dtype=np.float32))
         total, n_batches, n_trip, seen = 0.0, 0, 0, 0
         t0 = time.perf_counter()
         budget = float("inf") if max_steps is None else int(max_steps)
@@ -122,7 +130,11 @@ class Trainer:
                 xb = X.index_select(0, idx_t).to(self.device, non_blocking=True)
                 yb = labels_t.index_select(0, idx_t).to(self.device, non_blocking=True)
                 z = model(xb)
-                value, k = loss_fn(z, yb, **loss_kwargs)
+                if resp_t is not None:
+                    rb = resp_t.index_select(0, idx_t).to(self.device, non_blocking=True)
+                    value, k = loss_fn(z, yb, resp=rb, **loss_kwargs)
+                else:
+                    value, k = loss_fn(z, yb, **loss_kwargs)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr()
                 self.optimizer.zero_grad(set_to_none=True)
