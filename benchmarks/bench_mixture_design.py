@@ -19,13 +19,13 @@ to ``--image-size`` (32) by block means, as in bench_jule.py.
 """
 
 import numpy as np
+from bench_probabilistic import probability_quality
 from sklearn.datasets import load_digits
 from sklearn.metrics import normalized_mutual_info_score
 
 from skjule import JULEMixture
 
 import _common as C
-from bench_probabilistic import probability_quality
 
 SETS = ["digits", "usps", "mnist-test", "umist", "coil20", "coil100"]
 

@@ -18,6 +18,7 @@ from skjule import (
     DeepGMMClustering,
     GDLClustering,
     JULEClustering,
+    JULEMixture,
     JULETransformer,
 )
 
@@ -26,6 +27,7 @@ ESTIMATORS = {
     "gdl": lambda k: GDLClustering(k, n_neighbors=3),
     "jule": lambda k: JULEClustering(k, **FAST),
     "jule-transformer": lambda k: JULETransformer(k, **FAST),
+    "jule-mixture": lambda k: JULEMixture(k, **FAST),
     "deepgmm": lambda k: DeepGMMClustering(
         k,
         epochs=1,
@@ -128,9 +130,10 @@ def test_fit_predict_never_crash(name, X, X_new, k):
         return
     n = X.shape[0]
     assert est.labels_.shape == (n,)
-    if name == "deepgmm":  # a mixture may leave components empty
+    if name in ("deepgmm", "jule-mixture"):  # a mixture may leave components empty
         assert 1 <= len(np.unique(est.labels_)) <= k
-        assert np.all(np.isfinite(est.predict_proba(X[:3])))
+        proba = est.predict_proba(X[:3])
+        assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(1), 1)
     else:
         assert est.n_clusters_ == k and len(np.unique(est.labels_)) == k
     for method in ("predict", "transform"):

@@ -135,8 +135,9 @@ class JULEMixture(ClusterMixin, _JULEBase):
         ``2 * K``, at most ``embedding_dim``; ``None``: the whole embedding.
     mixture_periods : int, default=0
         Periods after the mixture is first fitted, each training the network
-        ``epochs_per_period`` epochs with the margin loss weighted by the
-        responsibilities, re-embedding and re-fitting the mixture.
+        ``epochs_per_period`` epochs with the margin loss (whatever ``loss``)
+        weighted by the responsibilities, re-embedding and re-fitting the
+        mixture from the previous responsibilities.
     reg_covar : float, default=1e-6
         Added to the diagonal of the covariances.
     max_iter : int, default=100
@@ -151,12 +152,12 @@ class JULEMixture(ClusterMixin, _JULEBase):
     labels_jule_ : ndarray of shape (n_samples,)
         The partition that initialised the mixture (JULE's final labels: RC
         when ``recluster``, else SF).
-    proba_ : ndarray of shape (n_samples, n_clusters_)
+    proba_ : ndarray of shape (n_samples, n_components)
         Responsibilities of the training samples (``predict_proba`` of the
         training data).
-    weights_ : ndarray of shape (n_clusters_,)
+    weights_ : ndarray of shape (n_components,)
         Mixture weights.
-    means_ : ndarray of shape (n_clusters_, n_mixture_dims)
+    means_ : ndarray of shape (n_components, n_mixture_dims)
         Component means, in the space of :meth:`transform`.
     covariances_ : ndarray
         Component covariances, shaped as in
@@ -172,7 +173,8 @@ class JULEMixture(ClusterMixin, _JULEBase):
     mixture_ : sklearn.mixture.GaussianMixture
         The fitted mixture on the projected embedding.
     n_clusters_ : int
-        Number of components.
+        Number of clusters: the components of the mixture (``n_components`` in
+        the shapes above).
     embedding_ : ndarray of shape (n_samples, embedding_dim)
         Learned features of the training data (before projection).
     projection_mean_ : ndarray of shape (embedding_dim,)
@@ -475,7 +477,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_clusters_)
+        proba : ndarray of shape (n_samples, n_components)
             The mixture's posterior ``p(component | x)``, components numbered
             as ``labels_``.
         """
