@@ -1,5 +1,6 @@
 """JULEMixture: JULE's loop ending in a Gaussian mixture on the learned embedding."""
 
+import os
 import pickle
 
 import numpy as np
@@ -164,3 +165,18 @@ def test_bad_parameters_say_what_is_wrong(digits):
         JULEMixture(3, covariance_type="banana", **FAST).fit(X)
     with pytest.raises(ValueError, match="mixture_dims"):
         JULEMixture(3, mixture_dims=0, **FAST).fit(X)
+
+
+def test_a_checkpointed_fit_resumes_to_the_same_mixture(digits, tmp_path):
+    """Refitting from the checkpoint of a finished fit ends with the same
+    mixture: the mixture stage re-runs from the saved random state."""
+    X = digits[0][:300]
+    params = dict(FAST, mixture_periods=1, checkpoint_dir=tmp_path)
+    first = JULEMixture(4, **params).fit(X)
+    again = JULEMixture(4, **params).fit(X)
+    assert os.listdir(tmp_path)
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.proba_, first.proba_)
+    # another mixture setting is another fit: the checkpoint is not used for it
+    other = JULEMixture(4, **dict(params, covariance_type="diag")).fit(X)
+    assert other.covariances_.shape == (4, first.means_.shape[1])
