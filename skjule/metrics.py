@@ -7,6 +7,20 @@ from sklearn.metrics.cluster import contingency_matrix
 __all__ = ["clustering_accuracy", "matched_labels"]
 
 
+def _check_label_pair(labels_true, labels_pred):
+    """Both label arrays, checked to be 1-D, non-empty and of one length."""
+    labels_true = np.asarray(labels_true)
+    labels_pred = np.asarray(labels_pred)
+    if labels_true.shape != labels_pred.shape or labels_true.ndim != 1:
+        raise ValueError(
+            "labels_true and labels_pred must be 1-D of the same length; got shapes "
+            f"{labels_true.shape} and {labels_pred.shape}."
+        )
+    if labels_true.size == 0:
+        raise ValueError("labels_true and labels_pred are empty.")
+    return labels_true, labels_pred
+
+
 def clustering_accuracy(labels_true, labels_pred):
     """Accuracy under the best one-to-one map of clusters to classes (Hungarian).
 
@@ -31,15 +45,7 @@ def clustering_accuracy(labels_true, labels_pred):
     >>> clustering_accuracy([0, 0, 1, 1], [1, 1, 0, 0])
     1.0
     """
-    labels_true = np.asarray(labels_true)
-    labels_pred = np.asarray(labels_pred)
-    if labels_true.shape != labels_pred.shape or labels_true.ndim != 1:
-        raise ValueError(
-            "labels_true and labels_pred must be 1-D of the same length; got shapes "
-            f"{labels_true.shape} and {labels_pred.shape}."
-        )
-    if labels_true.size == 0:
-        raise ValueError("labels_true and labels_pred are empty.")
+    labels_true, labels_pred = _check_label_pair(labels_true, labels_pred)
     C = contingency_matrix(labels_true, labels_pred)
     rows, cols = linear_sum_assignment(C, maximize=True)
     return float(C[rows, cols].sum() / labels_true.size)
@@ -72,13 +78,7 @@ def matched_labels(labels_true, labels_pred):
     >>> matched_labels(["a", "a", "b", "b"], [1, 1, 0, 1]).tolist()
     ['a', 'a', 'b', 'a']
     """
-    labels_true = np.asarray(labels_true)
-    labels_pred = np.asarray(labels_pred)
-    if labels_true.shape != labels_pred.shape or labels_true.ndim != 1:
-        raise ValueError(
-            "labels_true and labels_pred must be 1-D of the same length; got shapes "
-            f"{labels_true.shape} and {labels_pred.shape}."
-        )
+    labels_true, labels_pred = _check_label_pair(labels_true, labels_pred)
     classes = np.unique(labels_true)
     clusters, inverse = np.unique(labels_pred, return_inverse=True)
     C = contingency_matrix(labels_true, labels_pred)  # classes x clusters, sorted

@@ -355,14 +355,15 @@ class _JULEBase(
                 return build_mlp(n_features, self.embedding_dim)
             return build_cnn(image_shape, self.embedding_dim)
 
-    def _loss_kwargs(self, generator):
+    def _loss_kwargs(self, generator, loss=None):
+        """Keyword arguments of the triplet loss ``loss`` (default ``self.loss``)."""
         n_neg = self.n_negatives
         if n_neg is None:
             n_neg = self.n_cluster_neighbors if self.negatives == "nearest" else 20
         common = dict(
             gamma=self.gamma, n_negatives=n_neg, negatives=self.negatives, generator=generator
         )
-        if self.loss == "weighted":
+        if (self.loss if loss is None else loss) == "weighted":
             return dict(a=self.a, lam=self.lam, **common)
         return dict(margin=self.margin, **common)
 
@@ -396,8 +397,9 @@ class _JULEBase(
             bar.set_postfix(clusters=run.engine.n_clusters_, loss=f"{stats['mean_loss']:.4f}")
         bar.close()
         final, n_final_merges, choice = self._recluster(run)
-        extra = self._final_stage(run, final.hierarchy(n_final_merges).labels)
-        self._store_fitted(run, final, n_final_merges, choice)
+        rc = final.hierarchy(n_final_merges)
+        extra = self._final_stage(run, rc.labels)
+        self._store_fitted(run, final, rc, choice)
         for name, value in extra.items():
             setattr(self, name, value)
         return self
@@ -577,7 +579,7 @@ class _JULEBase(
         )
         return final, n_final_merges, choice
 
-    def _store_fitted(self, run, final, n_final_merges, choice):
+    def _store_fitted(self, run, final, rc, choice):
         """Everything succeeded: set the fitted attributes."""
         self.n_neighbors_ = run.ks
         self.image_shape_ = run.image_shape
@@ -587,7 +589,7 @@ class _JULEBase(
         self.n_initial_clusters_ = run.n_initial
         self.eta_ = run.eta
         self.embedding_ = run.feats
-        sf, rc = run.engine.hierarchy(), final.hierarchy(n_final_merges)
+        sf = run.engine.hierarchy()
         self.labels_sf_, self.children_sf_ = sf.labels, sf.children
         self.labels_, self.children_ = rc.labels, rc.children
         self.merge_losses_, self.n_clusters_ = rc.merge_losses, rc.n_clusters

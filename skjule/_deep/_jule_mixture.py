@@ -92,23 +92,23 @@ def _symmetric_inverse(cov):
     return (inv + inv.T) / 2
 
 
-class _Projection:
-    """Centre and project onto the leading principal axes (deterministic signs)."""
+def _principal_axes(Z, n_components):
+    """``(mean, components)`` of ``Z``: its mean and its ``n_components``
+    leading principal axes as rows, signs fixed (None: keep every axis)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    mean = Z.mean(0)
+    if n_components is None or n_components >= Z.shape[1]:
+        return mean, None
+    _, _, vt = np.linalg.svd(Z - mean, full_matrices=False)
+    vt = vt[:n_components]
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
+    return mean, vt * signs[:, None]
 
-    def __init__(self, Z, n_components):
-        Z = np.asarray(Z, dtype=np.float64)
-        self.mean = Z.mean(0)
-        if n_components is None or n_components >= Z.shape[1]:
-            self.components = None
-            return
-        _, _, vt = np.linalg.svd(Z - self.mean, full_matrices=False)
-        vt = vt[:n_components]
-        signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
-        self.components = vt * signs[:, None]
 
-    def __call__(self, Z):
-        Y = np.asarray(Z, dtype=np.float64) - self.mean
-        return Y if self.components is None else Y @ self.components.T
+def _project(Z, mean, components):
+    """Centre ``Z`` and project it onto ``components`` (None: centre only)."""
+    Y = np.asarray(Z, dtype=np.float64) - mean
+    return Y if components is None else Y @ components.T
 
 
 class JULEMixture(ClusterMixin, _JULEBase):
@@ -348,8 +348,8 @@ class JULEMixture(ClusterMixin, _JULEBase):
         dims = self._n_mixture_dims(k)
         if dims is not None:
             dims = min(dims, Z.shape[0] - 1)
-        projection = _Projection(Z, dims)
-        Y = projection(Z)
+        projection = _principal_axes(Z, dims)
+        Y = _project(Z, *projection)
         weights, means, precisions = mixture_from_responsibilities(
             Y, resp, self.covariance_type, self.reg_covar
         )
@@ -387,12 +387,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
                 loss="margin",
                 sampling=self.batch_sampling,
                 rng=run.rng,
-                loss_kwargs={
-                    key: value
-                    for key, value in self._loss_kwargs(run.generator).items()
-                    if key not in ("a", "lam")
-                }
-                | {"margin": self.margin},
+                loss_kwargs=self._loss_kwargs(run.generator, loss="margin"),
                 resp=resp,
             )
             t0 = time.perf_counter()
@@ -426,8 +421,8 @@ class JULEMixture(ClusterMixin, _JULEBase):
             n_iter_=gmm.n_iter_,
             lower_bound_=gmm.lower_bound_,
             n_clusters_=k,
-            projection_mean_=projection.mean,
-            projection_components_=projection.components,
+            projection_mean_=projection[0],
+            projection_components_=projection[1],
         )
 
     # ------------------------------------------------------------------ use
@@ -445,10 +440,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
             ``(embedding - projection_mean_) @ projection_components_.T``.
         """
         check_is_fitted(self, "mixture_")
-        Z = self._embed_new(X).astype(np.float64) - self.projection_mean_
-        if self.projection_components_ is None:
-            return Z
-        return Z @ self.projection_components_.T
+        return _project(self._embed_new(X), self.projection_mean_, self.projection_components_)
 
     def fit_transform(self, X, y=None):
         """Fit and return the projected embedding of ``X``.

@@ -138,15 +138,24 @@ def margin_triplet_loss(
     z, labels, *, gamma=1.0, margin=0.2, n_negatives=5, negatives="nearest", generator=None
 ):
     """The authors' margin form: ``mean max(0, gamma d(a,p) - d(a,n) + margin)``."""
+    terms, _, _, _ = _margin_terms(z, labels, gamma, margin, n_negatives, negatives, generator)
+    if terms is None:
+        return z.sum() * 0.0, 0
+    return terms.mean(), terms.numel()
+
+
+def _margin_terms(z, labels, gamma, margin, n_negatives, negatives, generator):
+    """``(terms, mask, neg_idx, d2)``: the hinge terms of the batch's triplets
+    (None when it has none), the triplet mask that selected them, the
+    negatives' indices and the squared distances."""
     d2 = sq_distances(z)
     pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)
     d_neg = d2.gather(1, neg_idx)
     mask = _triplet_mask(pos, neg_ok)
-    n_trip = int(mask.sum())
-    if n_trip == 0:
-        return z.sum() * 0.0, 0
+    if not bool(mask.any()):
+        return None, mask, neg_idx, d2
     terms = torch.relu(gamma * d2[:, :, None] - d_neg[:, None, :] + margin)
-    return terms[mask].mean(), n_trip
+    return terms[mask], mask, neg_idx, d2
 
 
 def soft_margin_triplet_loss(
@@ -186,19 +195,16 @@ def soft_margin_triplet_loss(
     loss : Tensor (scalar)
     n_triplets : int
     """
-    d2 = sq_distances(z)
-    pos, neg_idx, neg_ok = batch_triplets(d2, labels, n_negatives, negatives, generator)
-    d_neg = d2.gather(1, neg_idx)
-    mask = _triplet_mask(pos, neg_ok)
-    n_trip = int(mask.sum())
-    if n_trip == 0:
+    terms, mask, neg_idx, _ = _margin_terms(
+        z, labels, gamma, margin, n_negatives, negatives, generator
+    )
+    if terms is None:
         return z.sum() * 0.0, 0
     r = resp.to(z.dtype)
     same = r @ r.T  # (B, B): P(i and j share a component)
     w = same[:, :, None] * (1.0 - same.gather(1, neg_idx))[:, None, :]
     w = w.detach()[mask]
-    terms = torch.relu(gamma * d2[:, :, None] - d_neg[:, None, :] + margin)[mask]
     total = w.sum()
     if float(total) <= 0.0:
         return z.sum() * 0.0, 0
-    return (w * terms).sum() / total, n_trip
+    return (w * terms).sum() / total, terms.numel()
