@@ -76,3 +76,33 @@ def test_the_budget_bounds_the_steps_of_a_fit():
         2, epochs_per_period=2, max_steps_per_period=None, batch_size=50, random_state=0
     ).fit(X)
     assert all(h["steps"] == 24 for h in full.history_ if h["period"] != "RC")
+
+
+@pytest.mark.parametrize(
+    "n, batch_size, steps, epochs",
+    [
+        (575, 100, 240, 20),  # UMist: the budget is above the 20 epochs (120 steps)
+        (2_500, 100, 500, 20),  # the crossover: exactly 20 epochs
+        (10_000, 100, 1000, 10),
+        (70_000, 100, 2646, 4),  # 3.8 epochs: the fourth is cut
+        (10_000, 50, 2000, 10),  # the same images whatever the batch size
+    ],
+)
+def test_auto_budget_grows_as_sqrt_n(n, batch_size, steps, epochs):
+    est = JULEClustering(batch_size=batch_size)
+    assert est.max_steps_per_period == "auto"
+    assert est._step_budget(n) == steps
+    assert est._epochs_this_period(n) == epochs
+
+
+def test_auto_budget_leaves_small_sets_untouched():
+    # below 2,500 samples the budget never binds: the fit is the paper's schedule
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.randn(150, 6), rng.randn(150, 6) + 4].astype(np.float32)
+    auto = JULEClustering(2, epochs_per_period=3, random_state=0).fit(X)
+    paper = JULEClustering(2, epochs_per_period=3, max_steps_per_period=None, random_state=0)
+    paper.fit(X)
+    assert auto.max_steps_per_period_ == 174 and paper.max_steps_per_period_ is None
+    np.testing.assert_array_equal(auto.labels_, paper.labels_)
+    np.testing.assert_array_equal(auto.embedding_, paper.embedding_)
+    assert [h.get("steps") for h in auto.history_] == [h.get("steps") for h in paper.history_]

@@ -56,6 +56,11 @@ __all__ = ["JULEClustering", "JULETransformer"]
 # eta="auto": this many periods from the initial over-clustering to K.
 AUTO_PERIODS = 4
 
+# max_steps_per_period="auto": a period sees at most this many times sqrt(n)
+# images - all epochs_per_period (20) epochs up to 2,500 samples, 10 epochs at
+# 10,000, 3.8 at 70,000 - so the training of a period grows as sqrt(n).
+AUTO_IMAGES_PER_SQRT_N = 1000
+
 
 @dataclass
 class _Run:
@@ -135,14 +140,15 @@ _PARAMETERS_DOC = """Parameters
         code) and ``n_cluster_neighbors`` (``Kc``) for ``"nearest"``.
     epochs_per_period : int, default=20
         Training epochs in each backward pass, up to ``max_steps_per_period``.
-    max_steps_per_period : int or None, default=None
-        The most SGD steps (batches) of a backward pass; ``None``: always
-        ``epochs_per_period`` epochs (the paper's schedule). With a budget,
-        sets of up to ``max_steps_per_period * batch_size / epochs_per_period``
-        samples still train all their epochs and larger ones stop at the
-        budget, so a period's training costs the same whatever ``n``. A budget
-        makes large sets much faster but can cost them accuracy: they need more
-        steps per period than small ones.
+    max_steps_per_period : int, "auto" or None, default="auto"
+        The most SGD steps (batches) of a backward pass. ``"auto"``: a period
+        sees at most ``1000 * sqrt(n)`` images, i.e. ``ceil(1000 * sqrt(n) /
+        batch_size)`` steps - all ``epochs_per_period`` epochs on sets of up to
+        2,500 samples (with the defaults), 10 epochs at 10,000 and 3.8 at
+        70,000, so the cost of a period grows as ``sqrt(n)`` instead of ``n``
+        (fitted value in ``max_steps_per_period_``). An int is a fixed budget;
+        ``None`` always trains ``epochs_per_period`` epochs (the paper's
+        schedule).
     batch_size : int, default=100
         Samples per SGD step.
     batch_sampling : {"random", "cluster"}, default="random"
@@ -232,7 +238,11 @@ class _JULEBase(
         "negatives": [StrOptions({"nearest", "random"})],
         "n_negatives": [Interval(Integral, 1, None, closed="left"), None],
         "epochs_per_period": [Interval(Integral, 0, None, closed="left")],
-        "max_steps_per_period": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps_per_period": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "batch_sampling": [StrOptions({"random", "cluster"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -271,7 +281,7 @@ class _JULEBase(
         negatives="random",
         n_negatives=None,
         epochs_per_period=20,
-        max_steps_per_period=None,
+        max_steps_per_period="auto",
         batch_size=100,
         batch_sampling="random",
         learning_rate=0.01,
@@ -367,12 +377,19 @@ class _JULEBase(
             return dict(a=self.a, lam=self.lam, **common)
         return dict(margin=self.margin, **common)
 
+    def _step_budget(self, n):
+        """The most SGD steps of a period on ``n`` samples (None: no budget)."""
+        if self.max_steps_per_period == "auto":
+            return math.ceil(AUTO_IMAGES_PER_SQRT_N * math.sqrt(n) / self.batch_size)
+        return self.max_steps_per_period
+
     def _epochs_this_period(self, n):
         """Epochs a period starts (the last one may be cut by the step budget)."""
-        if self.max_steps_per_period is None:
+        budget = self._step_budget(n)
+        if budget is None:
             return self.epochs_per_period
         per_epoch = math.ceil(n / self.batch_size)
-        return min(self.epochs_per_period, math.ceil(self.max_steps_per_period / per_epoch))
+        return min(self.epochs_per_period, math.ceil(budget / per_epoch))
 
     def _resolve_eta(self, n_initial, k):
         """``eta``, or for ``"auto"`` the rate that takes ``AUTO_PERIODS``
@@ -496,7 +513,7 @@ class _JULEBase(
             run.Xt,
             engine.labels_,
             epochs=epochs,
-            max_steps=self.max_steps_per_period,
+            max_steps=self._step_budget(run.n),
             batch_size=self.batch_size,
             loss=self.loss,
             sampling=self.batch_sampling,
@@ -588,6 +605,7 @@ class _JULEBase(
         self.input_scaling_ = run.scaling
         self.n_initial_clusters_ = run.n_initial
         self.eta_ = run.eta
+        self.max_steps_per_period_ = self._step_budget(run.n)
         self.embedding_ = run.feats
         sf = run.engine.hierarchy()
         self.labels_sf_, self.children_sf_ = sf.labels, sf.children
@@ -681,6 +699,8 @@ class JULEClustering(ClusterMixin, _JULEBase):
         Clusters of the initial over-clustering of the raw inputs.
     eta_ : float
         The unrolling rate used (resolves ``"auto"``).
+    max_steps_per_period_ : int or None
+        The step budget of a period used (resolves ``"auto"``).
     n_neighbors_ : int
         ``Ks`` used (resolves ``"auto"``).
     input_scaling_ : tuple of float

@@ -183,7 +183,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
         projection_components_.T`` (no product when ``None``).
     labels_sf_, children_, children_sf_, merge_losses_ : ndarray
         The recurrent loop's results, as in :class:`JULEClustering`.
-    n_initial_clusters_, eta_, n_neighbors_ : int, float, int
+    n_initial_clusters_, eta_, max_steps_per_period_, n_neighbors_ : int, float, int, int
         As in :class:`JULEClustering`.
     input_scaling_ : tuple of float
         As in :class:`JULEClustering`.
@@ -245,7 +245,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
         negatives="random",
         n_negatives=None,
         epochs_per_period=20,
-        max_steps_per_period=None,
+        max_steps_per_period="auto",
         batch_size=100,
         batch_sampling="random",
         learning_rate=0.01,
@@ -382,7 +382,7 @@ class JULEMixture(ClusterMixin, _JULEBase):
                 run.Xt,
                 resp.argmax(1),
                 epochs=epochs,
-                max_steps=self.max_steps_per_period,
+                max_steps=self._step_budget(run.n),
                 batch_size=self.batch_size,
                 loss="margin",
                 sampling=self.batch_sampling,
